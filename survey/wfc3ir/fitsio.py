@@ -54,6 +54,13 @@ EXTNAMES = ("SCI", "ERR", "DQ", "SAMP", "TIME")
 KNOWN_BUNITS = frozenset({"ELECTRONS/S", "COUNTS/S", "ELECTRONS", "COUNTS"})
 #: dtype of each extension as calwf3 writes it (DQ is int16 on disk, uint16 in memory).
 DISK_DTYPES = {"SCI": ">f4", "ERR": ">f4", "DQ": ">i2", "SAMP": ">i2", "TIME": ">f4"}
+_NATIVE = {
+    "SCI": np.float32,
+    "ERR": np.float32,
+    "DQ": np.int16,
+    "SAMP": np.int16,
+    "TIME": np.float32,
+}
 BITPIX = {"SCI": -32, "ERR": -32, "DQ": 16, "SAMP": 16, "TIME": -32}
 EXT_BUNIT = {"DQ": "UNITLESS", "SAMP": "SAMPLES", "TIME": "SECONDS"}
 #: SCI-header keywords hstio repeats in the ERR, DQ, SAMP and TIME headers of an imset.
@@ -127,10 +134,11 @@ def _expand(hdu: fits.ImageHDU, name: str, path: Path) -> np.ndarray:
         data = hdu.data
     if data is None:
         raise InputFileError(path, f"{name},{header.get('EXTVER')} has no data")
+    # np.array copies exactly once: big-endian disk data -> native, detached from the memmap
     if name == "DQ":
-        return np.asarray(data).astype(np.int16, copy=False).view(np.uint16).copy()
-    native = np.dtype(np.float32) if name in ("SCI", "ERR", "TIME") else np.dtype(np.int16)
-    return np.asarray(data, dtype=native).copy()
+        return np.array(data, dtype=np.int16).view(np.uint16)
+    native = np.float32 if name in ("SCI", "ERR", "TIME") else np.int16
+    return np.array(data, dtype=native)
 
 
 class MultiAccumFile:
@@ -272,10 +280,35 @@ class MultiAccumFile:
     def header(self, name: str, k: int) -> fits.Header:
         return self._hdul[self._index[(name, self.nsamp - k)]].header
 
+    def stack(self, name: str) -> np.ndarray:
+        """Extension ``name`` of every read as one (nsamp, ny, nx) array, time order.
+
+        All-constant extensions stay a zero-copy broadcast view; otherwise each read is
+        converted straight into one preallocated array (one pass over the data).
+        """
+        hdus = [self._hdul[self._index[(name, self.nsamp - k)]] for k in range(self.nsamp)]
+        shape = (self.nsamp, *self.shape)
+        if all(hdu.header.get("NAXIS", 0) == 0 for hdu in hdus):
+            values = [_expand(hdu, name, self.path) for hdu in hdus]
+            if any(v.shape != self.shape for v in values):
+                raise InputFileError(self.path, f"{name} constant arrays do not match SCI shape")
+            column = np.array([v.flat[0] for v in values], dtype=values[0].dtype)
+            return np.broadcast_to(column[:, None, None], shape)
+        out = np.empty(shape, dtype=np.uint16 if name == "DQ" else _NATIVE[name])
+        target = out.view(np.int16) if name == "DQ" else out
+        for k, hdu in enumerate(hdus):
+            if hdu.header.get("NAXIS", 0) == 0:
+                target[k] = _expand(hdu, name, self.path).astype(target.dtype)
+                continue
+            data = hdu.data
+            if data is None or data.shape != self.shape:
+                raise InputFileError(self.path, f"{name} of read {k} has no data of SCI's shape")
+            np.copyto(target[k], data, casting="unsafe")
+        return out
+
     def to_ramp(self) -> Ramp:
         """Load every read into memory as a time-ordered :class:`Ramp`."""
-        arrays = {name: [self.extension(name, k) for k in range(self.nsamp)] for name in EXTNAMES}
-        stacked = {name: _stack(arrays[name]) for name in EXTNAMES}
+        stacked = {name: self.stack(name) for name in EXTNAMES}
         return Ramp(
             sci=stacked["SCI"],
             err=stacked["ERR"],
@@ -296,14 +329,6 @@ class MultiAccumFile:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _stack(arrays: list[np.ndarray]) -> np.ndarray:
-    """Stack per-read arrays; all-constant reads stay a zero-copy broadcast view."""
-    if all(a.strides == (0, 0) for a in arrays):
-        values = np.array([a.flat[0] for a in arrays], dtype=arrays[0].dtype)
-        return np.broadcast_to(values[:, None, None], (len(arrays), *arrays[0].shape))
-    return np.stack(arrays)
 
 
 def open_exposure(path: str | Path) -> MultiAccumFile:
