@@ -72,6 +72,130 @@ def info(files: tuple[Path, ...]) -> None:
         raise click.exceptions.Exit(2)
 
 
+def _csv(kind: type):
+    """A click callback turning 'a,b,c' into a tuple of ``kind``."""
+
+    def parse(ctx: click.Context, param: click.Parameter, value: str | None):
+        if value is None:
+            return None
+        try:
+            return tuple(kind(v.strip()) for v in value.split(",") if v.strip())
+        except ValueError:
+            raise click.BadParameter(f"expected a comma-separated list, got {value!r}") from None
+
+    return parse
+
+
+@cli.command()
+@click.argument("outdir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--visits", default=2, show_default=True, help="Number of visits (one ASN each).")
+@click.option(
+    "--exposures-per-visit", default=4, show_default=True,
+    help="Exposures per visit (about two 1600-s exposures fit in an orbit).",
+)  # fmt: skip
+@click.option(
+    "--size", type=click.Choice(["1024", "522", "266", "138", "74"]), default="1024",
+    show_default=True, help="Raw array size: full frame or a centred IRSUB subarray.",
+)  # fmt: skip
+@click.option("--seed", default=0, show_default=True, help="Random seed: same seed, same files.")
+@click.option(
+    "--filters", callback=_csv(str), default="F105W", show_default=True,
+    help="Filters, one per visit, cycled (F098M F105W F110W F125W F140W F160W G102 G141).",
+)  # fmt: skip
+@click.option(
+    "--samp-seq", callback=_csv(str), default="STEP200", show_default=True,
+    help="Sample sequences per visit, cycled (RAPID, SPARS5..SPARS200, STEP25..STEP400).",
+)  # fmt: skip
+@click.option(
+    "--nsamp", callback=_csv(int), default="16", show_default=True,
+    help="NSAMP per visit, cycled (2..16, zeroth read included).",
+)  # fmt: skip
+@click.option(
+    "--he-fraction", default=0.35, show_default=True,
+    help="Fraction of eligible exposures (F105W/F110W/G102, >= 500 s) given He I.",
+)  # fmt: skip
+@click.option(
+    "--scattered-fraction", default=0.15, show_default=True,
+    help="Fraction of eligible exposures given Earth-limb scattered light.",
+)  # fmt: skip
+@click.option("--crowded", is_flag=True, help="Crowded fields (many stars) in every visit.")
+@click.option("--proposid", default=12242, show_default=True, help="Proposal ID (PROPOSID).")
+@click.option("--overwrite", is_flag=True, help="Replace existing output files.")
+def simulate(
+    outdir: Path,
+    visits: int,
+    exposures_per_visit: int,
+    size: str,
+    seed: int,
+    filters: tuple[str, ...],
+    samp_seq: tuple[str, ...],
+    nsamp: tuple[int, ...],
+    he_fraction: float,
+    scattered_fraction: float,
+    crowded: bool,
+    proposid: int,
+    overwrite: bool,
+) -> None:
+    """Write a synthetic WFC3/IR program with known truth to OUTDIR.
+
+    Per visit an ASN table; per exposure an IMA as calwf3 leaves it with CRCORR=OMIT
+    (flat-fielded e-/s reads, calwf3 noise model ERR, DQ with zero-read, saturation and static
+    bad-pixel flags); plus truth.parquet (one row per exposure: filter, He I profile and peak,
+    scattered-light peak, the category a perfect triage gives), truth_reads.parquet (per-read
+    background) and truth/<rootname>_truth.fits (noiseless rate image, CR map). Physics:
+    zodiacal sky per filter, He I (rising/decaying/step) in F105W/F110W/G102, Earth-limb
+    scattered light, stars and galaxies, cosmic rays, saturation, per-amplifier read noise.
+    """
+    from .simulate import ProgramConfig, simulate_program
+
+    config = ProgramConfig(
+        n_visits=visits,
+        exposures_per_visit=exposures_per_visit,
+        size=int(size),
+        seed=seed,
+        filters=filters,
+        samp_seq=samp_seq,
+        nsamp=nsamp,
+        he_fraction=he_fraction,
+        scattered_fraction=scattered_fraction,
+        crowded=crowded,
+        proposid=proposid,
+    )
+    with _Progress("simulating", total=visits * exposures_per_visit) as advance:
+        summary = simulate_program(
+            outdir, config, overwrite=overwrite, progress=lambda spec: advance(spec.rootname)
+        )
+    counts = summary.truth.group_by("category").len().sort("category").rows()
+    click.echo(
+        f"Wrote {len(summary.ima_paths)} IMAs and {len(summary.asn_paths)} ASNs to {outdir} "
+        f"({', '.join(f'{n} {c}' for c, n in counts)}); truth in {summary.truth_path}",
+        err=True,
+    )
+
+
+class _Progress:
+    """A rich progress bar on a terminal, silence otherwise. ``advance(label)`` per item."""
+
+    def __init__(self, what: str, total: int):
+        self.what, self.total, self._bar = what, total, None
+
+    def __enter__(self):
+        if not sys.stderr.isatty():
+            return lambda label=None: None
+        from rich.progress import Progress
+
+        self._bar = Progress(transient=True)
+        self._bar.start()
+        task = self._bar.add_task(self.what, total=self.total)
+        return lambda label=None: self._bar.update(
+            task, advance=1, description=f"{self.what} {label or ''}"
+        )
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
 def _describe(exposure) -> str:
     meta = exposure.meta
     ny, nx = exposure.shape

@@ -420,6 +420,8 @@ def _imset_hdus(arrays: dict[str, np.ndarray], sci_header: fits.Header, extver: 
             ext_header["NPIX2"] = (data.shape[0], "length of constant array axis 2")
             if name == "DQ":
                 value = int(np.uint16(value).view(np.int16))
+            elif isinstance(value, float):
+                value = float(f"{value:.9g}")  # float32 round-trips exactly in 9 digits
             ext_header["PIXVALUE"] = (value, "values of pixels in constant array")
             hdus.append(fits.ImageHDU(None, header=ext_header))
         else:

@@ -15,7 +15,7 @@ from astropy.io import fits
 
 from .detector import BORDER, science_slice
 
-__all__ = ["ExposureMeta", "Ramp"]
+__all__ = ["GRISMS", "HE_I_FILTERS", "ExposureMeta", "Ramp"]
 
 GRISMS = frozenset({"G102", "G141"})
 #: Filters whose bandpass contains He I 1.083 um (domain reference §1).
