@@ -119,6 +119,11 @@ def _csv(kind: type):
     help="Fraction of eligible exposures given Earth-limb scattered light.",
 )  # fmt: skip
 @click.option("--crowded", is_flag=True, help="Crowded fields (many stars) in every visit.")
+@click.option(
+    "--crcorr", type=click.Choice(["complete", "omit"]), default="complete", show_default=True,
+    help="complete: what MAST holds (IMA with CR flags + FLT from the ramp fit); "
+    "omit: the IMA as calwf3 leaves it with CRCORR=OMIT, no FLT.",
+)  # fmt: skip
 @click.option("--proposid", default=12242, show_default=True, help="Proposal ID (PROPOSID).")
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
 def simulate(
@@ -133,18 +138,21 @@ def simulate(
     he_fraction: float,
     scattered_fraction: float,
     crowded: bool,
+    crcorr: str,
     proposid: int,
     overwrite: bool,
 ) -> None:
     """Write a synthetic WFC3/IR program with known truth to OUTDIR.
 
-    Per visit an ASN table; per exposure an IMA as calwf3 leaves it with CRCORR=OMIT
-    (flat-fielded e-/s reads, calwf3 noise model ERR, DQ with zero-read, saturation and static
-    bad-pixel flags); plus truth.parquet (one row per exposure: filter, He I profile and peak,
-    scattered-light peak, the category a perfect triage gives), truth_reads.parquet (per-read
-    background) and truth/<rootname>_truth.fits (noiseless rate image, CR map). Physics:
-    zodiacal sky per filter, He I (rising/decaying/step) in F105W/F110W/G102, Earth-limb
-    scattered light, stars and galaxies, cosmic rays, saturation, per-amplifier read noise.
+    Per visit an ASN table; per exposure what MAST holds: the IMA (flat-fielded e-/s reads,
+    calwf3 noise model ERR, DQ with zero-read, saturation, static bad-pixel and CRCORR's cosmic-
+    ray flags) and the FLT of calwf3's ramp fit, which fails on He I exposures as calwf3 does
+    (--crcorr omit: the CRCORR=OMIT IMA instead, no FLT); plus truth.parquet (one row per
+    exposure: filter, He I profile and peak, scattered-light peak, the category a perfect
+    triage gives), truth_reads.parquet (per-read background) and truth/<rootname>_truth.fits
+    (noiseless rate image, CR map). Physics: zodiacal sky per filter, He I (rising, decaying,
+    step) in F105W/F110W/G102, Earth-limb scattered light, stars and galaxies, cosmic rays,
+    saturation, per-amplifier read noise.
     """
     from .simulate import ProgramConfig, simulate_program
 
@@ -163,11 +171,16 @@ def simulate(
     )
     with _Progress("simulating", total=visits * exposures_per_visit) as advance:
         summary = simulate_program(
-            outdir, config, overwrite=overwrite, progress=lambda spec: advance(spec.rootname)
+            outdir,
+            config,
+            overwrite=overwrite,
+            crcorr=crcorr,
+            progress=lambda spec: advance(spec.rootname),
         )
     counts = summary.truth.group_by("category").len().sort("category").rows()
     click.echo(
-        f"Wrote {len(summary.ima_paths)} IMAs and {len(summary.asn_paths)} ASNs to {outdir} "
+        f"Wrote {len(summary.ima_paths)} IMAs{' and FLTs' if crcorr == 'complete' else ''} "
+        f"and {len(summary.asn_paths)} ASNs to {outdir} "
         f"({', '.join(f'{n} {c}' for c, n in counts)}); truth in {summary.truth_path}",
         err=True,
     )

@@ -27,7 +27,14 @@ from .wfc3ir.dq import DQ, SDQFLAGS
 from .wfc3ir.fitsio import FLTImage, read_ima, write_flt, write_ima
 from .wfc3ir.model import Ramp
 
-__all__ = ["FitParameters", "FitProducts", "fit_exposure", "fit_ramp", "flt_statistics"]
+__all__ = [
+    "FitParameters",
+    "FitProducts",
+    "archive_products",
+    "fit_exposure",
+    "fit_ramp",
+    "flt_statistics",
+]
 
 RATE_UNITS = {"ELECTRONS/S", "COUNTS/S"}
 
@@ -170,6 +177,25 @@ def _finish_headers(products: FitProducts, params: FitParameters, source: Path) 
     return provenance
 
 
+def archive_products(
+    ramp: Ramp, params: FitParameters = FitParameters(error_model="pipeline"), *, source: str = ""
+) -> tuple[Ramp, FLTImage, FitProducts]:
+    """What the archive holds after calwf3 ran CRCORR on ``ramp``: the flagged IMA and the FLT.
+
+    SCI and ERR of the IMA are unchanged (CRCORR only writes DQ); the FLT's ERR follows the
+    normal-pipeline formula by default, as archive FLTs do.
+    """
+    products = fit_ramp(ramp, params)
+    provenance = _finish_headers(products, params, Path(source or ramp.meta.rootname))
+    flagged = Ramp(
+        ramp.sci, ramp.err, products.ima_dq, ramp.samp, ramp.time,
+        ramp.samptime, ramp.primary.copy(), ramp.read_headers, ramp.path,
+    )  # fmt: skip
+    flagged.primary["CRCORR"] = "COMPLETE"
+    stamp_header(flagged.primary, "fit", provenance)
+    return flagged, products.flt, products
+
+
 def fit_exposure(
     ima: str | Path,
     flt_out: str | Path,
@@ -191,15 +217,8 @@ def fit_exposure(
         check_writable(out, overwrite=overwrite)
     ramp = read_ima(ima)
     _check_input(ramp, ima)
-    products = fit_ramp(ramp, params)
-    provenance = _finish_headers(products, params, ima)
-    write_flt(products.flt, flt_out, overwrite=overwrite)
+    flagged, flt, products = archive_products(ramp, params, source=ima.name)
+    write_flt(flt, flt_out, overwrite=overwrite)
     if ima_out:
-        flagged = Ramp(
-            ramp.sci, ramp.err, products.ima_dq, ramp.samp, ramp.time,
-            ramp.samptime, ramp.primary.copy(), ramp.read_headers, ramp.path,
-        )  # fmt: skip
-        flagged.primary["CRCORR"] = "COMPLETE"
-        stamp_header(flagged.primary, "fit", provenance)
         write_ima(flagged, ima_out, overwrite=overwrite)
     return products

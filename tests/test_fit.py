@@ -175,3 +175,29 @@ def test_real_archive_ima(real_data: Path, tmp_path: Path) -> None:
     refit_cr = (products.ima_dq[-1, 5:-5, 5:-5] & 8192) > 0
     assert (archive_cr == refit_cr).mean() > 0.999  # same calwf3 decisions
     assert _sha(source) == digest
+
+
+def test_simulated_archive_products_show_calwf3s_failure(tmp_path: Path) -> None:
+    """`survey simulate` writes what MAST holds: flagged IMA + FLT, failing on He I (issue 3)."""
+    from dataclasses import replace
+
+    from survey.simulate import ProgramConfig, plan_program, simulate_program
+
+    config = ProgramConfig(
+        n_visits=1, exposures_per_visit=2, size=266, seed=5, he_fraction=0, scattered_fraction=0
+    )
+    quiet, helium = plan_program(config)
+    helium = replace(helium, he=IBOHBFB9Q_HE, zodi=0.47)
+    summary = simulate_program(tmp_path / "archive", config, specs=[quiet, helium])
+    assert summary.truth["category"].to_list() == ["linear", "uniform-tvb"]
+    flagged = {}
+    for spec in (quiet, helium):
+        ima = read_ima(tmp_path / "archive" / f"{spec.rootname}_ima.fits")
+        assert ima.primary["CRCORR"] == "COMPLETE"
+        flt = read_flt(tmp_path / "archive" / f"{spec.rootname}_flt.fits")
+        assert flt.primary["CRCORR"] == "COMPLETE" and flt.sci.shape == (256, 256)
+        flagged[spec.rootname] = ((ima.dq[-1, 5:-5, 5:-5] & 8192) > 0).mean()
+    assert flagged[quiet.rootname] < 0.1 < 0.9 < flagged[helium.rootname]
+    omit = simulate_program(tmp_path / "omit", config, specs=[quiet], crcorr="omit")
+    assert read_ima(omit.ima_paths[0]).primary["CRCORR"] == "OMIT"
+    assert not list((tmp_path / "omit").glob("*_flt.fits"))

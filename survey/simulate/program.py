@@ -2,7 +2,11 @@
 
 Layout of ``outdir`` (all written atomically, byte-identical for the same seed):
 
-- ``<rootname>_ima.fits`` — one IMA per exposure (calwf3 with CRCORR = OMIT);
+- ``<rootname>_ima.fits`` and ``<rootname>_flt.fits`` — what the archive (MAST) holds: the IMA
+  after CRCORR (CR flags in its DQ, CRCORR = COMPLETE) and the FLT of the ramp fit
+  (:mod:`survey.fit`, normal-pipeline errors), so He I exposures show calwf3's real failure;
+  with ``crcorr="omit"`` instead the IMA as calwf3 leaves it with CRCORR = OMIT and no FLT
+  (the flatten-ramp recipe's starting point). SCI and ERR are the same either way;
 - ``<asn_id>_asn.fits`` — one association per visit and filter (lower-case name);
 - ``truth.parquet`` — one row per exposure (see :meth:`ExposureTruth.row`), including
   ``category``;
@@ -25,7 +29,7 @@ import polars as pl
 from astropy.io import fits
 
 from ..atomic import atomic_output, check_writable
-from ..wfc3ir.fitsio import write_asn, write_ima
+from ..wfc3ir.fitsio import write_asn, write_flt, write_ima
 from .config import ProgramConfig, SimulationConfigError
 from .detector_maps import make_detector_maps
 from .exposure import SimulatedExposure, simulate_exposure
@@ -77,8 +81,13 @@ def _write_parquet(frame: pl.DataFrame, path: Path, overwrite: bool) -> None:
         frame.write_parquet(tmp, statistics=False)
 
 
-def _outputs(outdir: Path, specs: list[ExposureSpec]) -> list[Path]:
+CRCORR_CHOICES = ("complete", "omit")
+
+
+def _outputs(outdir: Path, specs: list[ExposureSpec], crcorr: str) -> list[Path]:
     paths = [outdir / f"{s.rootname}_ima.fits" for s in specs]
+    if crcorr == "complete":
+        paths += [outdir / f"{s.rootname}_flt.fits" for s in specs]
     paths += [outdir / "truth" / f"{s.rootname}_truth.fits" for s in specs]
     paths += [outdir / f"{a.lower()}_asn.fits" for a in dict.fromkeys(s.asn_id for s in specs)]
     return [*paths, outdir / "truth.parquet", outdir / "truth_reads.parquet"]
@@ -100,17 +109,21 @@ def simulate_program(
     overwrite: bool = False,
     specs: list[ExposureSpec] | None = None,
     progress: Callable[[ExposureSpec], None] | None = None,
+    crcorr: str = "complete",
 ) -> ProgramSummary:
     """Simulate and write every exposure of a program, its ASNs and its truth tables.
 
     ``specs`` replaces the plan of ``config`` (e.g. ``plan_program(config)`` with one spec
-    changed); ``progress`` is called before each exposure. Existing outputs raise
+    changed); ``progress`` is called before each exposure; ``crcorr`` picks the products
+    (``"complete"``: archive IMA + FLT, ``"omit"``: the CRCORR = OMIT IMA). Existing outputs raise
     :class:`~survey.errors.OutputExistsError` before anything is simulated, unless
     ``overwrite``. One exposure is in memory at a time.
     """
     outdir = Path(outdir)
+    if crcorr not in CRCORR_CHOICES:
+        raise SimulationConfigError(f"crcorr must be one of {CRCORR_CHOICES}, got {crcorr!r}")
     specs = plan_program(config) if specs is None else list(specs)
-    _check_specs(outdir, specs, overwrite)
+    _check_specs(outdir, specs, overwrite, crcorr)
     maps = make_detector_maps(seed_rng(config.seed, 6), config.physics)
     catalogs: dict = {}  # one scene per visit, shared by its exposures
     rows, read_rows, ima_paths = [], [], []
@@ -124,7 +137,7 @@ def simulate_program(
         sim = simulate_exposure(
             spec, physics=config.physics, scene=config.scene, maps=maps, catalog=catalogs[key]
         )
-        ima_paths.append(_write_exposure(sim, outdir, overwrite))
+        ima_paths.append(_write_exposure(sim, outdir, overwrite, crcorr))
         rows.append(sim.truth.row())
         read_rows += sim.truth.reads
     asn_paths = _write_asns(outdir, specs, overwrite)
@@ -135,7 +148,7 @@ def simulate_program(
     return ProgramSummary(outdir, ima_paths, asn_paths, truth, truth_reads, specs)
 
 
-def _check_specs(outdir: Path, specs: list[ExposureSpec], overwrite: bool) -> None:
+def _check_specs(outdir: Path, specs: list[ExposureSpec], overwrite: bool, crcorr: str) -> None:
     """Fail before any work: no exposures, duplicate rootnames, or outputs in the way."""
     if not specs:
         raise SimulationConfigError("no exposures to simulate")
@@ -143,14 +156,21 @@ def _check_specs(outdir: Path, specs: list[ExposureSpec], overwrite: bool) -> No
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise SimulationConfigError(f"duplicate rootnames in the specs: {', '.join(duplicates)}")
-    for path in _outputs(outdir, specs):
+    for path in _outputs(outdir, specs, crcorr):
         check_writable(path, overwrite=overwrite)
 
 
-def _write_exposure(sim: SimulatedExposure, outdir: Path, overwrite: bool) -> Path:
+def _write_exposure(sim: SimulatedExposure, outdir: Path, overwrite: bool, crcorr: str) -> Path:
     root = sim.truth.spec.rootname
     write_truth_images(sim.truth, outdir / "truth" / f"{root}_truth.fits", overwrite=overwrite)
-    return write_ima(sim.ramp, outdir / f"{root}_ima.fits", overwrite=overwrite)
+    ima = outdir / f"{root}_ima.fits"
+    if crcorr == "omit":
+        return write_ima(sim.ramp, ima, overwrite=overwrite)
+    from ..fit import archive_products  # the ramp fit needs numba: load it only when used
+
+    flagged, flt, _ = archive_products(sim.ramp, source=ima.name)
+    write_flt(flt, outdir / f"{root}_flt.fits", overwrite=overwrite)
+    return write_ima(flagged, ima, overwrite=overwrite)
 
 
 def _write_asns(outdir: Path, specs: list[ExposureSpec], overwrite: bool) -> list[Path]:
