@@ -305,6 +305,11 @@ def _describe(exposure) -> str:
     )
 
 
+from .scan.command import scan  # noqa: E402  (imports only click; the work is lazy)
+
+cli.add_command(scan)
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

@@ -364,3 +364,18 @@ def test_hostile_header_text_stays_on_one_line(ima_file: Path, tmp_path: Path) -
     with pytest.raises(InputFileError) as info:
         read_ima(bad)
     assert "\n" not in str(info.value) and len(str(info.value)) < len(str(bad)) + 120
+
+
+def test_control_character_in_a_header_card_is_a_clean_error(
+    ima_file: Path, tmp_path: Path
+) -> None:
+    """astropy raises VerifyError when such a card is read; it must not escape as a traceback."""
+    raw = bytearray(ima_file.read_bytes())
+    at = raw.index(b"FILTER  = 'F105W")
+    raw[at + 12] = 0x07  # BEL inside the string value
+    bad = tmp_path / "ctrl_ima.fits"
+    bad.write_bytes(bytes(raw))
+    with pytest.raises(InputFileError, match=r"invalid header card"):
+        open_exposure(bad)
+    result = CliRunner().invoke(cli, ["info", str(bad)])
+    assert result.exit_code == 2 and "Traceback" not in result.output

@@ -33,7 +33,7 @@ from astropy.io import fits
 
 from ..atomic import atomic_output
 from ..errors import InputFileError
-from .model import Ramp
+from .model import ExposureMeta, Ramp
 
 __all__ = [
     "EXTNAMES",
@@ -155,6 +155,10 @@ class MultiAccumFile:
         try:
             self.primary = self._hdul[0].header
             self._index = self._validate()
+            self.meta  # every keyword a caller reads must parse now, not later  # noqa: B018
+        except fits.VerifyError as exc:
+            self._hdul.close()
+            raise InputFileError(self.path, f"invalid header card ({_reason(exc)})") from None
         except Exception:
             self._hdul.close()
             raise
@@ -244,9 +248,7 @@ class MultiAccumFile:
 
     # -- access ---------------------------------------------------------------------------
     @property
-    def meta(self):
-        from .model import ExposureMeta
-
+    def meta(self) -> ExposureMeta:
         return ExposureMeta.from_headers(self.primary, self.read_headers[-1])
 
     @property

@@ -1,0 +1,323 @@
+"""Numba kernels of the scanner: one vectorised pass per read turns pixels into indices.
+
+Every pixel of the analysed area gets a 16-bit *index* ``cell << 12 | bin``:
+
+- ``bin`` (12 bits, 0..4095): the value's position on a linear grid of :data:`BINS` bins of
+  width ``w`` whose bin :data:`HALF` starts at ``c`` (``bin = clamp((v − c)/w + HALF)``,
+  float32 arithmetic). Both numbers come from a small sample of the read, so the sky sits in
+  the middle with ``w`` ≈ σ/32 and the grid spans about ±64σ. Float arithmetic, the clamp and
+  the truncation are all monotone, so every value in bin j is ≤ every value in bin j + 1:
+  an exact order statistic only needs the values of the one or two bins that hold it.
+- ``cell`` (4 bits): which statistics the pixel feeds. 0..7 are sky pixels by region
+  (``2·quadrant + in_box``, quadrants A, B, C, D), :data:`SOURCE_CELL` a pixel under the
+  source mask, :data:`BAD_CELL` a pixel with a bad DQ bit or an infinite value,
+  :data:`NAN_CELL` a NaN.
+
+:func:`count_indices` then counts the indices of two index arrays into two
+(:data:`NCELLS` × :data:`BINS`) histograms in one scalar loop. :func:`index_read` indexes both
+families of a read in one pass and is written so that LLVM vectorises it; with the counting, a
+read of 10⁶ pixels costs about 1.5 ms. All kernels are
+``nogil`` and cached on disk.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+__all__ = [
+    "BAD_CELL",
+    "BINS",
+    "BIN_BITS",
+    "HALF",
+    "NAN_CELL",
+    "NCELLS",
+    "SOURCE_CELL",
+    "box_mean3",
+    "count_indices",
+    "index_and_count",
+    "index_read",
+    "index_values",
+    "last_read_image",
+    "read_grid",
+    "threshold_dilate",
+]
+
+BIN_BITS = 12
+BINS = 1 << BIN_BITS
+HALF = BINS // 2
+NCELLS = 16
+SOURCE_CELL = 8
+BAD_CELL = 9
+NAN_CELL = 10
+
+
+@njit(cache=True, nogil=True)
+def index_read(
+    sci, prev, dq, pdq, border, cellmap, bad_bits, g, g_prev, inv_dt, grid, out_cum, out_inst,
+    y0, y1,
+):  # fmt: skip
+    """Index rows ``y0:y1`` of one read's area ``[border:-border]`` (both axes), in one pass.
+
+    ``out_cum`` gets SCI itself (file units), ``out_inst`` the instantaneous rate
+    r = (SCI·g − PREV·g_prev)·inv_dt of the interval (float32 arithmetic). ``g`` turns SCI
+    into counts since the zeroth read (SAMPTIME for a rate BUNIT, 1 for counts) and ``inv_dt``
+    is 1/(t_k − t_{k−1}). For the first read pass ``prev is sci``, ``pdq is dq`` and
+    ``g_prev = 0`` (C_0 ≡ 0: the zeroth read is never needed). ``grid`` is float32
+    [c_cum, 1/w_cum, c_inst, 1/w_inst]. A pixel is a sky pixel of r only if it is good in
+    both reads. Returns the numbers of pixels with DQ 8192 and with DQ 32.
+    """
+    nx = out_cum.shape[1]
+    half = np.float32(HALF)
+    top = np.float32(BINS - 1)
+    zero = np.float32(0.0)
+    inf = np.float32(np.inf)
+    bad_bits = np.int32(bad_bits)
+    first = g_prev == zero
+    c_cum, w_cum, c_inst, w_inst = grid[0], grid[1], grid[2], grid[3]
+    n8192 = 0
+    n32 = 0
+    for y in range(y0, y1):
+        srow = sci[y + border, border : border + nx]
+        prow = (sci if first else prev)[y + border, border : border + nx]
+        drow = dq[y + border, border : border + nx]
+        pdrow = (dq if first else pdq)[y + border, border : border + nx]
+        crow = cellmap[y]
+        ocum = out_cum[y]
+        oinst = out_inst[y]
+        r8192 = np.int32(0)
+        r32 = np.int32(0)
+        for x in range(nx):
+            v = srow[x]
+            d = np.int32(drow[x])
+            r8192 += (d >> 13) & 1
+            r32 += (d >> 5) & 1
+            region = np.int32(crow[x])
+            cell = np.int32(BAD_CELL) if (d & bad_bits) != 0 or abs(v) == inf else region
+            cell = np.int32(NAN_CELL) if v != v else cell
+            b = (v - c_cum) * w_cum + half
+            b = min(max(b, zero), top)
+            b = b if v == v else zero
+            ocum[x] = np.uint16((cell << BIN_BITS) | np.int32(b))
+            r = (v * g - prow[x] * g_prev) * inv_dt
+            d2 = d | np.int32(pdrow[x])
+            cell = np.int32(BAD_CELL) if (d2 & bad_bits) != 0 or abs(r) == inf else region
+            cell = np.int32(NAN_CELL) if r != r else cell
+            b = (r - c_inst) * w_inst + half
+            b = min(max(b, zero), top)
+            b = b if r == r else zero
+            oinst[x] = np.uint16((cell << BIN_BITS) | np.int32(b))
+        n8192 += r8192
+        n32 += r32
+    return n8192, n32
+
+
+@njit(cache=True, nogil=True)
+def index_values(values, good, cellmap, center, inv_width, out):
+    """Index an image without border and DQ logic (the FLT): bad → BAD_CELL."""
+    ny, nx = out.shape
+    half = np.float32(HALF)
+    top = np.float32(BINS - 1)
+    zero = np.float32(0.0)
+    inf = np.float32(np.inf)
+    for y in range(ny):
+        for x in range(nx):
+            v = values[y, x]
+            cell = np.int32(cellmap[y, x])
+            cell = np.int32(BAD_CELL) if not good[y, x] or abs(v) == inf else cell
+            cell = np.int32(NAN_CELL) if v != v else cell
+            b = (v - center) * inv_width + half
+            b = min(max(b, zero), top)
+            b = b if v == v else zero
+            out[y, x] = np.uint16((cell << BIN_BITS) | np.int32(b))
+
+
+@njit(cache=True, nogil=True)
+def _grid_from(values, n, bins_per_sigma, grid, at):
+    """Centre and 1/width of a bin grid from n sample values: median and IQR/1.349 / bins."""
+    if n < 8:
+        grid[at] = 0.0
+        grid[at + 1] = 1.0
+        return
+    v = np.sort(values[:n])
+    q1 = np.float64(v[n // 4])
+    q2 = np.float64(v[n // 2])
+    q3 = np.float64(v[(3 * n) // 4])
+    sigma = (q3 - q1) / 1.349
+    if not (sigma > 0.0 and sigma < np.inf):
+        sigma = max(abs(q2), 1.0) * 1e-3
+    grid[at] = q2
+    grid[at + 1] = bins_per_sigma / sigma
+
+
+@njit(cache=True, nogil=True)
+def read_grid(sci, prev, g, g_prev, inv_dt, ys, xs, bins_per_sigma, grid):
+    """Bin grids of one read from a fixed sample of pixels (ys, xs of the whole array):
+    grid = float32 [c_cum, 1/w_cum, c_inst, 1/w_inst], as :func:`index_read` wants them."""
+    m = ys.size
+    cum = np.empty(m, np.float32)
+    inst = np.empty(m, np.float32)
+    n_cum = 0
+    n_inst = 0
+    zero = np.float32(0.0)
+    for i in range(m):
+        v = sci[ys[i], xs[i]]
+        p = zero if g_prev == zero else prev[ys[i], xs[i]]
+        r = (v * g - p * g_prev) * inv_dt
+        if abs(v) < np.inf:
+            cum[n_cum] = v
+            n_cum += 1
+        if abs(r) < np.inf:
+            inst[n_inst] = r
+            n_inst += 1
+    _grid_from(cum, n_cum, bins_per_sigma, grid, 0)
+    _grid_from(inst, n_inst, bins_per_sigma, grid, 2)
+
+
+@njit(cache=True, nogil=True)
+def count_indices(index_a, index_b, hist_a, hist_b, y0, y1):
+    """hist_a[index_a] += 1 and hist_b[index_b] += 1 over rows ``y0:y1`` (two independent
+    scatters per step)."""
+    nx = index_a.shape[1]
+    fa = index_a.ravel()
+    fb = index_b.ravel()
+    for i in range(y0 * nx, y1 * nx):
+        hist_a[fa[i]] += 1
+        hist_b[fb[i]] += 1
+
+
+@njit(cache=True, nogil=True)
+def index_and_count(
+    sci, prev, dq, pdq, border, cellmap, bad_bits, g, g_prev, inv_dt, grid, out_cum, out_inst,
+    hist_cum, hist_inst, y0, y1,
+):  # fmt: skip
+    """:func:`index_read` then :func:`count_indices` for rows ``y0:y1`` (one call per thread:
+    two threads can each take half the rows, with their own histograms)."""
+    n = index_read(sci, prev, dq, pdq, border, cellmap, bad_bits, g, g_prev, inv_dt, grid,
+                   out_cum, out_inst, y0, y1)  # fmt: skip
+    count_indices(out_cum, out_inst, hist_cum, hist_inst, y0, y1)
+    return n
+
+
+@njit(cache=True, nogil=True)
+def count_index(index, hist):
+    """hist[index] += 1 for every index."""
+    flat = index.ravel()
+    for i in range(flat.size):
+        hist[flat[i]] += 1
+
+
+@njit(cache=True, nogil=True)
+def bin_mask(index, border, lo_bin, hi_bin, out):
+    """out[border:-border, border:-border] = bin of index in [lo_bin, hi_bin] (cells < NAN).
+
+    ``out`` is a whole-array bool mask whose border stays untouched (False), so that the
+    values can be picked with ``np.compress`` from the contiguous whole array: several times
+    faster than boolean indexing of a strided science-area view.
+    """
+    ny, nx = index.shape
+    lo = np.int32(lo_bin)
+    span = np.uint32(hi_bin - lo_bin)
+    limit = np.int32(NAN_CELL << BIN_BITS)
+    for y in range(ny):
+        irow = index[y]
+        orow = out[y + border, border : border + nx]
+        for x in range(nx):
+            i = np.int32(irow[x])
+            orow[x] = (np.uint32((i & (BINS - 1)) - lo) <= span) & (i < limit)
+
+
+@njit(cache=True, nogil=True)
+def last_read_image(sci, dq, border, bad_bits, scale, image, good):
+    """Science area of the last read in rate units (``image`` = SCI·scale) and its sky-good
+    pixels (no ``bad_bits`` DQ bit, finite), into preallocated arrays."""
+    ny, nx = image.shape
+    bad_bits = np.int32(bad_bits)
+    scale = np.float32(scale)
+    for y in range(ny):
+        srow = sci[y + border, border : border + nx]
+        drow = dq[y + border, border : border + nx]
+        irow = image[y]
+        grow = good[y]
+        for x in range(nx):
+            v = srow[x] * scale
+            irow[x] = v
+            grow[x] = (np.int32(drow[x]) & bad_bits) == 0 and abs(v) < np.inf
+
+
+@njit(cache=True, nogil=True)
+def box_mean3(image, good, fill, clean, rows, out):
+    """out = 3×3 box mean of ``image`` (float32), bad pixels (``good`` false) replaced by
+    ``fill``; edge pixels average the part of the box inside the image. ``clean`` and
+    ``rows`` are work arrays of the same shape (preallocated: fresh memory is slow to touch).
+    """
+    ny, nx = image.shape
+    fill = np.float32(fill)
+    for y in range(ny):
+        irow = image[y]
+        grow = good[y]
+        crow = clean[y]
+        for x in range(nx):
+            crow[x] = irow[x] if grow[x] else fill
+    third = np.float32(1.0 / 3.0)
+    half = np.float32(0.5)
+    for y in range(ny):
+        c = clean[y]
+        r = rows[y]
+        for x in range(1, nx - 1):
+            r[x] = (c[x - 1] + c[x] + c[x + 1]) * third
+        r[0] = (c[0] + c[1]) * half
+        r[nx - 1] = (c[nx - 2] + c[nx - 1]) * half
+    for y in range(ny):
+        lo = max(y - 1, 0)
+        hi = min(y + 1, ny - 1)
+        scale = np.float32(1.0 / (hi - lo + 1))
+        o = out[y]
+        for x in range(nx):
+            o[x] = rows[lo, x] + rows[hi, x]
+        if hi - lo == 2:
+            m = rows[y]
+            for x in range(nx):
+                o[x] += m[x]
+        for x in range(nx):
+            o[x] *= scale
+
+
+@njit(cache=True, nogil=True)
+def threshold_dilate(image, threshold, radius, rows, out):
+    """out = (image > threshold) grown by ``radius`` pixels (square), as uint8 0/1.
+
+    ``rows`` is a uint8 work array of the same shape. Separable: OR along rows, then columns.
+    """
+    ny, nx = image.shape
+    thr = np.float32(threshold)
+    for y in range(ny):
+        src = image[y]
+        dst = out[y]
+        for x in range(nx):
+            dst[x] = np.uint8(src[x] > thr)
+    for y in range(ny):
+        src = out[y]
+        dst = rows[y]
+        for x in range(nx):
+            dst[x] = src[x]
+        for d in range(1, min(radius, nx - 1) + 1):
+            left = dst[: nx - d]
+            right = src[d:]
+            for x in range(nx - d):
+                left[x] |= right[x]
+            left = dst[d:]
+            right = src[: nx - d]
+            for x in range(nx - d):
+                left[x] |= right[x]
+    for y in range(ny):
+        dst = out[y]
+        lo = max(0, y - radius)
+        hi = min(ny, y + radius + 1)
+        first = rows[lo]
+        for x in range(nx):
+            dst[x] = first[x]
+        for yy in range(lo + 1, hi):
+            src = rows[yy]
+            for x in range(nx):
+                dst[x] |= src[x]
