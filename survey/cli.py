@@ -305,9 +305,12 @@ def _describe(exposure) -> str:
     )
 
 
-from .scan.command import scan  # noqa: E402  (imports only click; the work is lazy)
+# The command modules import only click; their work is imported lazily.
+from .flag.command import flag, sql  # noqa: E402
+from .scan.command import scan  # noqa: E402
 
-cli.add_command(scan)
+for _command in (scan, flag, sql):
+    cli.add_command(_command)
 
 
 def main() -> None:
