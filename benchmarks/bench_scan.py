@@ -10,7 +10,7 @@ slows them alike); wall and CPU time are both reported:
   (``open_exposure`` + ``sci(k)``), and with plain astropy (memmap + conversion to native);
 - **scan (statistics)**: :func:`survey.scan.measure_exposure` in one thread, and as
   ``--jobs 1`` runs it (next read prefetched, each read's pixel passes shared with a helper
-  thread: pays only when a core is free);
+  thread, the FLT measured by another: pays only when a core is free);
 - **scan --jobs 1**: the whole command in-process, catalog transactions included;
 - **scan --jobs 2**: exposures per second of the whole command with two worker processes
   (their start-up included), in a subprocess that also reports the workers' peak RSS.
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> dict:
         "read floor (open_exposure, 15 SCI)": floor,
         "read floor (astropy memmap, 15 SCI)": floor_astropy,
         "scan statistics, one thread": stats_single,
-        "scan statistics, as --jobs 1 runs (prefetch + helper thread)": stats,
+        "scan statistics, as --jobs 1 runs (prefetch + helper threads)": stats,
     }
     for fn in per_file.values():  # compile/cache-load everything once
         fn(paths[0])
@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     floor_wall, floor_cpu = best["read floor (open_exposure, 15 SCI)"]
     single_wall, single_cpu = best["scan statistics, one thread"]
-    scan_wall, _ = best["scan statistics, as --jobs 1 runs (prefetch + helper thread)"]
+    scan_wall, _ = best["scan statistics, as --jobs 1 runs (prefetch + helper threads)"]
     note_wall, note_cpu = best["notebook (pstat counts + rate)"]
     whole_wall, _ = best["survey scan --jobs 1 (catalog included)"]
     n2 = jobs2["scanned"]

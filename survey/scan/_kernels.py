@@ -13,11 +13,12 @@ Every pixel of the analysed area gets a 16-bit *index* ``cell << 12 | bin``:
   source mask, :data:`BAD_CELL` a pixel with a bad DQ bit or an infinite value,
   :data:`NAN_CELL` a NaN.
 
-:func:`count_indices` then counts the indices of two index arrays into two
-(:data:`NCELLS` × :data:`BINS`) histograms in one scalar loop. :func:`index_read` indexes both
-families of a read in one pass and is written so that LLVM vectorises it; with the counting, a
-read of 10⁶ pixels costs about 1.5 ms. All kernels are
-``nogil`` and cached on disk.
+:func:`index_and_count` indexes both families of a read row by row into two small row
+buffers (a loop LLVM vectorises, :func:`_index_row`) and counts them at once into two
+(:data:`NCELLS` × :data:`BINS`) histograms, so no index array goes through memory; a read of
+10⁶ pixels costs about 1.4 ms, most of it the 2·10⁶ scattered increments (one thread per half
+of the rows when a core is free). :func:`index_read` keeps the index arrays, for the rare exact
+fallback. All kernels are ``nogil`` and cached on disk.
 """
 
 from __future__ import annotations
@@ -34,13 +35,13 @@ __all__ = [
     "NCELLS",
     "SOURCE_CELL",
     "box_mean3",
-    "count_indices",
+    "count_sky",
     "index_and_count",
     "index_read",
-    "index_values",
     "last_read_image",
     "read_grid",
     "threshold_dilate",
+    "value_bin_mask",
 ]
 
 BIN_BITS = 12
@@ -50,6 +51,42 @@ NCELLS = 16
 SOURCE_CELL = 8
 BAD_CELL = 9
 NAN_CELL = 10
+
+
+@njit(cache=True, nogil=True)
+def _index_row(
+    srow, prow, drow, pdrow, crow, bad_bits, g, g_prev, inv_dt, c_cum, w_cum, c_inst, w_inst,
+    ocum, oinst,
+):  # fmt: skip
+    """Index one row of both families (see :func:`index_read`); returns its DQ 8192/32 counts."""
+    nx = ocum.shape[0]
+    half = np.float32(HALF)
+    top = np.float32(BINS - 1)
+    zero = np.float32(0.0)
+    inf = np.float32(np.inf)
+    r8192 = np.int32(0)
+    r32 = np.int32(0)
+    for x in range(nx):
+        v = srow[x]
+        d = np.int32(drow[x])
+        r8192 += (d >> 13) & 1
+        r32 += (d >> 5) & 1
+        region = np.int32(crow[x])
+        cell = np.int32(BAD_CELL) if (d & bad_bits) != 0 or abs(v) == inf else region
+        cell = np.int32(NAN_CELL) if v != v else cell
+        b = (v - c_cum) * w_cum + half
+        b = min(max(b, zero), top)
+        b = b if v == v else zero
+        ocum[x] = np.uint16((cell << BIN_BITS) | np.int32(b))
+        r = (v * g - prow[x] * g_prev) * inv_dt
+        d2 = d | np.int32(pdrow[x])
+        cell = np.int32(BAD_CELL) if (d2 & bad_bits) != 0 or abs(r) == inf else region
+        cell = np.int32(NAN_CELL) if r != r else cell
+        b = (r - c_inst) * w_inst + half
+        b = min(max(b, zero), top)
+        b = b if r == r else zero
+        oinst[x] = np.uint16((cell << BIN_BITS) | np.int32(b))
+    return r8192, r32
 
 
 @njit(cache=True, nogil=True)
@@ -68,68 +105,23 @@ def index_read(
     both reads. Returns the numbers of pixels with DQ 8192 and with DQ 32.
     """
     nx = out_cum.shape[1]
-    half = np.float32(HALF)
-    top = np.float32(BINS - 1)
-    zero = np.float32(0.0)
-    inf = np.float32(np.inf)
     bad_bits = np.int32(bad_bits)
-    first = g_prev == zero
+    first = g_prev == np.float32(0.0)
     c_cum, w_cum, c_inst, w_inst = grid[0], grid[1], grid[2], grid[3]
     n8192 = 0
     n32 = 0
     for y in range(y0, y1):
-        srow = sci[y + border, border : border + nx]
-        prow = (sci if first else prev)[y + border, border : border + nx]
-        drow = dq[y + border, border : border + nx]
-        pdrow = (dq if first else pdq)[y + border, border : border + nx]
-        crow = cellmap[y]
-        ocum = out_cum[y]
-        oinst = out_inst[y]
-        r8192 = np.int32(0)
-        r32 = np.int32(0)
-        for x in range(nx):
-            v = srow[x]
-            d = np.int32(drow[x])
-            r8192 += (d >> 13) & 1
-            r32 += (d >> 5) & 1
-            region = np.int32(crow[x])
-            cell = np.int32(BAD_CELL) if (d & bad_bits) != 0 or abs(v) == inf else region
-            cell = np.int32(NAN_CELL) if v != v else cell
-            b = (v - c_cum) * w_cum + half
-            b = min(max(b, zero), top)
-            b = b if v == v else zero
-            ocum[x] = np.uint16((cell << BIN_BITS) | np.int32(b))
-            r = (v * g - prow[x] * g_prev) * inv_dt
-            d2 = d | np.int32(pdrow[x])
-            cell = np.int32(BAD_CELL) if (d2 & bad_bits) != 0 or abs(r) == inf else region
-            cell = np.int32(NAN_CELL) if r != r else cell
-            b = (r - c_inst) * w_inst + half
-            b = min(max(b, zero), top)
-            b = b if r == r else zero
-            oinst[x] = np.uint16((cell << BIN_BITS) | np.int32(b))
-        n8192 += r8192
-        n32 += r32
+        a, b = _index_row(
+            sci[y + border, border : border + nx],
+            (sci if first else prev)[y + border, border : border + nx],
+            dq[y + border, border : border + nx],
+            (dq if first else pdq)[y + border, border : border + nx],
+            cellmap[y], bad_bits, g, g_prev, inv_dt, c_cum, w_cum, c_inst, w_inst,
+            out_cum[y], out_inst[y],
+        )  # fmt: skip
+        n8192 += a
+        n32 += b
     return n8192, n32
-
-
-@njit(cache=True, nogil=True)
-def index_values(values, good, cellmap, center, inv_width, out):
-    """Index an image without border and DQ logic (the FLT): bad → BAD_CELL."""
-    ny, nx = out.shape
-    half = np.float32(HALF)
-    top = np.float32(BINS - 1)
-    zero = np.float32(0.0)
-    inf = np.float32(np.inf)
-    for y in range(ny):
-        for x in range(nx):
-            v = values[y, x]
-            cell = np.int32(cellmap[y, x])
-            cell = np.int32(BAD_CELL) if not good[y, x] or abs(v) == inf else cell
-            cell = np.int32(NAN_CELL) if v != v else cell
-            b = (v - center) * inv_width + half
-            b = min(max(b, zero), top)
-            b = b if v == v else zero
-            out[y, x] = np.uint16((cell << BIN_BITS) | np.int32(b))
 
 
 @njit(cache=True, nogil=True)
@@ -175,56 +167,90 @@ def read_grid(sci, prev, g, g_prev, inv_dt, ys, xs, bins_per_sigma, grid):
 
 
 @njit(cache=True, nogil=True)
-def count_indices(index_a, index_b, hist_a, hist_b, y0, y1):
-    """hist_a[index_a] += 1 and hist_b[index_b] += 1 over rows ``y0:y1`` (two independent
-    scatters per step)."""
-    nx = index_a.shape[1]
-    fa = index_a.ravel()
-    fb = index_b.ravel()
-    for i in range(y0 * nx, y1 * nx):
-        hist_a[fa[i]] += 1
-        hist_b[fb[i]] += 1
-
-
-@njit(cache=True, nogil=True)
 def index_and_count(
-    sci, prev, dq, pdq, border, cellmap, bad_bits, g, g_prev, inv_dt, grid, out_cum, out_inst,
-    hist_cum, hist_inst, y0, y1,
+    sci, prev, dq, pdq, border, cellmap, bad_bits, g, g_prev, inv_dt, grid, hist_cum, hist_inst,
+    y0, y1,
 ):  # fmt: skip
-    """:func:`index_read` then :func:`count_indices` for rows ``y0:y1`` (one call per thread:
-    two threads can each take half the rows, with their own histograms)."""
-    n = index_read(sci, prev, dq, pdq, border, cellmap, bad_bits, g, g_prev, inv_dt, grid,
-                   out_cum, out_inst, y0, y1)  # fmt: skip
-    count_indices(out_cum, out_inst, hist_cum, hist_inst, y0, y1)
-    return n
+    """:func:`index_read` and counting of rows ``y0:y1`` fused row by row: the indices of a row
+    go to two small buffers (vectorised) that are counted at once, so no index array is
+    written or read back (one call per thread: two threads can each take half the rows, with
+    their own histograms). Returns the numbers of pixels with DQ 8192 and with DQ 32."""
+    nx = cellmap.shape[1]
+    bad_bits = np.int32(bad_bits)
+    first = g_prev == np.float32(0.0)
+    c_cum, w_cum, c_inst, w_inst = grid[0], grid[1], grid[2], grid[3]
+    row_cum = np.empty(nx, np.uint16)
+    row_inst = np.empty(nx, np.uint16)
+    n8192 = 0
+    n32 = 0
+    for y in range(y0, y1):
+        a, b = _index_row(
+            sci[y + border, border : border + nx],
+            (sci if first else prev)[y + border, border : border + nx],
+            dq[y + border, border : border + nx],
+            (dq if first else pdq)[y + border, border : border + nx],
+            cellmap[y], bad_bits, g, g_prev, inv_dt, c_cum, w_cum, c_inst, w_inst,
+            row_cum, row_inst,
+        )  # fmt: skip
+        n8192 += a
+        n32 += b
+        for x in range(nx):
+            hist_cum[row_cum[x]] += 1
+            hist_inst[row_inst[x]] += 1
+    return n8192, n32
 
 
 @njit(cache=True, nogil=True)
-def count_index(index, hist):
-    """hist[index] += 1 for every index."""
-    flat = index.ravel()
-    for i in range(flat.size):
-        hist[flat[i]] += 1
-
-
-@njit(cache=True, nogil=True)
-def bin_mask(index, border, lo_bin, hi_bin, out):
-    """out[border:-border, border:-border] = bin of index in [lo_bin, hi_bin] (cells < NAN).
+def value_bin_mask(values, border, grid, lo_bin, hi_bin, out):
+    """out[border:-border, border:-border] = the cumulative-family bin of the value (as
+    :func:`index_read` makes it from ``grid``) is in [lo_bin, hi_bin], NaNs excluded.
 
     ``out`` is a whole-array bool mask whose border stays untouched (False), so that the
     values can be picked with ``np.compress`` from the contiguous whole array: several times
     faster than boolean indexing of a strided science-area view.
     """
-    ny, nx = index.shape
+    ny = values.shape[0] - 2 * border
+    nx = values.shape[1] - 2 * border
+    half = np.float32(HALF)
+    top = np.float32(BINS - 1)
+    zero = np.float32(0.0)
+    c_cum, w_cum = grid[0], grid[1]
     lo = np.int32(lo_bin)
     span = np.uint32(hi_bin - lo_bin)
-    limit = np.int32(NAN_CELL << BIN_BITS)
     for y in range(ny):
-        irow = index[y]
+        vrow = values[y + border, border : border + nx]
         orow = out[y + border, border : border + nx]
         for x in range(nx):
-            i = np.int32(irow[x])
-            orow[x] = (np.uint32((i & (BINS - 1)) - lo) <= span) & (i < limit)
+            v = vrow[x]
+            b = (v - c_cum) * w_cum + half
+            b = min(max(b, zero), top)
+            orow[x] = (np.uint32(np.int32(b) - lo) <= span) & (v == v)
+
+
+@njit(cache=True, nogil=True)
+def count_sky(values, dq, mask, bad_bits, center, inv_width, hist):
+    """hist[bin] += 1 (bins as :func:`index_read`) for the sky pixels of an image: finite,
+    no ``bad_bits`` DQ bit and, if ``mask`` has the image's shape, mask 0. One pass, no
+    temporary arrays; returns the number of pixels with DQ 32."""
+    ny, nx = values.shape
+    half = np.float32(HALF)
+    top = np.float32(BINS - 1)
+    zero = np.float32(0.0)
+    inf = np.float32(np.inf)
+    bad_bits = np.int32(bad_bits)
+    use_mask = mask.shape[0] == ny and mask.shape[1] == nx
+    n32 = 0
+    for y in range(ny):
+        for x in range(nx):
+            v = values[y, x]
+            d = np.int32(dq[y, x])
+            n32 += (d >> 5) & 1
+            if (d & bad_bits) != 0 or not abs(v) < inf or (use_mask and mask[y, x] != 0):
+                continue
+            b = (v - center) * inv_width + half
+            b = min(max(b, zero), top)
+            hist[np.int32(b)] += 1
+    return n32
 
 
 @njit(cache=True, nogil=True)

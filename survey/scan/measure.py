@@ -4,8 +4,10 @@ This is what a worker process runs. The file is opened through the FITS edge
 (:func:`survey.wfc3ir.fitsio.open_exposure`) and streamed one read at a time: the last read
 first (it defines the source mask), then reads 1 … NSAMP−1, keeping only the last, the
 previous, the current and (prefetched by a helper thread while the current one is measured)
-the next read in memory: ≈ 25 MB of arrays for a full frame, whatever NSAMP; the peak RSS of
-a scanning process is ≈ 330 MB, most of it the libraries and astropy's memory map of the file.
+the next read in memory: ≈ 20 MB of arrays for a full frame, whatever NSAMP; the peak RSS of
+a scanning process is ≈ 350 MB, most of it the libraries and astropy's memory map of the file.
+With ``threads`` > 1 (``survey scan --jobs 1``) the FLT beside the IMA is read and measured by
+a helper thread while the reads are measured.
 
 Header values are untrusted: the rootname is validated (:func:`safe_rootname`), text values
 are stored as printable text (other characters become ``?``, at most 68 characters) and
@@ -216,11 +218,9 @@ def _finite_or_none(value: object) -> object:
 def _flt_stats(flt_path: Path, mask: np.ndarray | None, params: ScanParameters) -> dict:
     flt = read_flt(flt_path)
     sci = np.asarray(flt.sci, np.float32)
-    good = ((np.asarray(flt.dq) & params.sky_bad_bits) == 0) & np.isfinite(sci)
-    if mask is not None and mask.shape == sci.shape:
-        good &= mask == 0
-    stats = image_sky_stats(sci, good, params)
-    n32 = int(np.count_nonzero(np.asarray(flt.dq) & 32))
+    # one pass: sky pixels (DQ, finite, not a source) counted, DQ 32 pixels too
+    stats = image_sky_stats(sci, None, params, dq=np.asarray(flt.dq), mask=mask)
+    n32 = stats.pop("npix_dq_32")
     sigma = stats["sigma"]
     bimodality = (stats["mean"] - stats["median"]) / sigma if sigma and sigma > 0 else None
     return {
@@ -272,11 +272,13 @@ def measure_exposure(
         ny, nx = exposure.shape
         if ny <= 2 * BORDER or nx <= 2 * BORDER:
             raise InputFileError(path, f"array {ny}x{nx} is too small for the reference border")
-        reads, mask = [], None
+        reads, mask, neighbours = [], None, None
         row.update(dict.fromkeys(_MASK_COLUMNS), n_fallbacks=0)
         if exposure.nsamp >= 2:
-            reads, mask = _measure_reads(exposure, row, params, prefetch, threads)
-    notes = _neighbours(row, path, mask, params)
+            reads, mask, neighbours = _measure_reads(exposure, row, params, prefetch, threads, path)
+    # (in one thread, after the IMA is closed: its mapped pages no longer count in the RSS)
+    values, notes = neighbours or _neighbours(row, path, mask, params)
+    row.update(values)
     row = {key: _finite_or_none(v) for key, v in row.items()}
     return ExposureResult(row, reads, notes)
 
@@ -328,13 +330,34 @@ def _iter_reads(exposure, last_arrays, prefetch: bool):
             yield k, sci, dq
 
 
-def _measure_reads(exposure, row: dict, params: ScanParameters, prefetch: bool, threads: int):
-    """The ``reads`` rows of an exposure (NSAMP ≥ 2); fills the mask columns of ``row``."""
+def _measure_reads(
+    exposure, row: dict, params: ScanParameters, prefetch: bool, threads: int, path: Path
+):
+    """The ``reads`` rows of an exposure (NSAMP ≥ 2), the source mask and, with ``threads``
+    > 1, the :func:`_neighbours` result (else None); fills the mask columns of ``row``.
+
+    With ``threads`` > 1 the neighbours (reading the FLT: mostly header parsing) are done by
+    a helper thread while the reads are measured (the kernels release the GIL)."""
     rate_units = "/" in str(row["bunit"] or "")
-    samptime = exposure.samptime
     last = exposure.nsamp - 1
     last_arrays = (exposure.sci(last), exposure.dq(last))
     sources, cells = _source_cells(exposure, *last_arrays, rate_units, params)
+    args = (exposure, row, params, prefetch, threads, rate_units, last_arrays, sources, cells)
+    if threads <= 1:
+        return _reads(*args), sources.mask, None
+    from concurrent.futures import ThreadPoolExecutor
+
+    # the mask lives in a reused workspace: the helper is done before this returns
+    with ThreadPoolExecutor(1, thread_name_prefix="survey-flt") as pool:
+        neighbours = pool.submit(_neighbours, dict(row), path, sources.mask, params)
+        reads = _reads(*args)
+        return reads, sources.mask, neighbours.result()
+
+
+def _reads(exposure, row, params, prefetch, threads, rate_units, last_arrays, sources, cells):
+    """The ``reads`` rows; fills the mask columns of ``row``."""
+    samptime = exposure.samptime
+    last = exposure.nsamp - 1
     engine = ReadStatistics.for_shape(exposure.shape, cells, params)
     engine.use_threads(threads)
     # header values first: only the loader thread touches the file during the loop
@@ -355,20 +378,23 @@ def _measure_reads(exposure, row: dict, params: ScanParameters, prefetch: bool, 
         mask_fraction=sources.fraction,
         n_fallbacks=engine.fallbacks,
     )
-    return reads, sources.mask
+    return reads
 
 
-def _neighbours(row: dict, path: Path, mask, params: ScanParameters) -> list:
-    """Record FLT/RAW/ASN beside the IMA and the FLT's sky; returns notes for scan_errors."""
+def _neighbours(row: dict, path: Path, mask, params: ScanParameters) -> tuple[dict, list]:
+    """FLT/RAW/ASN beside the IMA and the FLT's sky, as values for ``row`` (which is only
+    read); and notes for scan_errors."""
     neighbours = find_neighbours(path, row["asn_id"])
-    row["flt_path"] = str(neighbours.flt) if neighbours.flt else None
-    row["raw_path"] = str(neighbours.raw) if neighbours.raw else None
-    row["asn_path"] = str(neighbours.asn) if neighbours.asn else None
-    row.update(dict.fromkeys(_FLT_COLUMNS))
+    values: dict[str, object] = {
+        "flt_path": str(neighbours.flt) if neighbours.flt else None,
+        "raw_path": str(neighbours.raw) if neighbours.raw else None,
+        "asn_path": str(neighbours.asn) if neighbours.asn else None,
+        **dict.fromkeys(_FLT_COLUMNS),
+    }
     notes: list[tuple[str, str, str]] = []
     if neighbours.flt is not None:
         try:
-            row.update(_flt_stats(neighbours.flt, mask, params))
+            values.update(_flt_stats(neighbours.flt, mask, params))
         except InputFileError as exc:
             notes.append((str(neighbours.flt), "flt", exc.problem))
-    return notes
+    return values, notes

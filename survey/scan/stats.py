@@ -107,15 +107,16 @@ def reference_stats(
 
 
 def exact_median(
-    values: np.ndarray, index: np.ndarray, hist: np.ndarray, mask: np.ndarray | None = None
+    values: np.ndarray, hist: np.ndarray, grid: np.ndarray, mask: np.ndarray | None = None
 ) -> np.float32:
-    """``np.median`` (float32) of the science area of ``values`` from its indices/histogram.
+    """``np.median`` (float32) of the science area of ``values`` from its histogram.
 
     ``values`` is the whole C-contiguous float32 array (border included) whose science area
-    the indices were made from, ``hist`` their (cell × bin) histogram; every cell but NaN
-    counts (call it only when there is no NaN). Only the values of the one or two bins
-    holding the middle ranks are copied and partitioned. ``mask`` is an optional bool buffer
-    of the whole array's shape with a False border.
+    was indexed with ``grid`` (float32 [c_cum, 1/w_cum, …], :func:`_kernels.index_read`),
+    ``hist`` the (cell × bin) histogram of those indices; every cell but NaN counts (call it
+    only when there is no NaN). Only the values of the one or two bins holding the middle
+    ranks are copied and partitioned. ``mask`` is an optional bool buffer of the whole
+    array's shape with a False border.
     """
     n, j1, j2, below = hstat.median_bins(hist, ALL)
     if n == 0:
@@ -123,7 +124,7 @@ def exact_median(
     k1, k2 = (n - 1) // 2, n // 2
     if mask is None:
         mask = np.zeros(values.shape, np.bool_)
-    kern.bin_mask(index, BORDER, j1, j2, mask)
+    kern.value_bin_mask(values, BORDER, grid, j1, j2, mask)
     chosen = np.compress(mask.ravel(), values.ravel())
     i1, i2 = k1 - below, k2 - below
     part = np.partition(chosen, (i1, i2) if i2 != i1 else i1)
@@ -170,12 +171,11 @@ class ReadStatistics:
         self.shape = shape
         self.area = area
         self.params = params
-        self.index_c = np.empty(area, np.uint16)
-        self.index_i = np.empty(area, np.uint16)
+        self.index_c = self.index_i = None  # only for the exact fallback (rare)
         self.hist_c = np.zeros(kern.NCELLS * kern.BINS, np.int32)
         self.hist_i = np.zeros(kern.NCELLS * kern.BINS, np.int32)
-        self.mask = np.zeros(shape, np.bool_)  # whole array, border always False
         self.grid = np.zeros(4, np.float32)
+        self.mask = np.zeros(shape, np.bool_)  # whole array, border always False
         nreg = len(REGION_NAMES)
         self.out = np.empty(8 + nreg, np.float64)
         self.ok = np.empty(8 + nreg, np.bool_)
@@ -200,6 +200,7 @@ class ReadStatistics:
 
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="survey-stats")
             self._hist2 = (np.zeros_like(self.hist_c), np.zeros_like(self.hist_i))
+
         elif threads <= 1 and self._pool is not None:
             self._pool.shutdown()
             self._pool = None
@@ -250,8 +251,7 @@ class ReadStatistics:
 
         grid = self.grid
         kern.read_grid(sci, prev, g, g_prev, inv_dt, self._ys, self._xs, p.bins_per_sigma, grid)
-        args = (sci, prev, dq, prev_dq, BORDER, self.cells, bad, g, g_prev, inv_dt, grid,
-                self.index_c, self.index_i)  # fmt: skip
+        args = (sci, prev, dq, prev_dq, BORDER, self.cells, bad, g, g_prev, inv_dt, grid)
         self.hist_c.fill(0)
         self.hist_i.fill(0)
         rows = self.area[0]
@@ -271,28 +271,31 @@ class ReadStatistics:
 
         science = sci[BORDER:-BORDER, BORDER:-BORDER]
         n_nan = int(self.hist_c[kern.NAN_CELL * kern.BINS : (kern.NAN_CELL + 1) * kern.BINS].sum())
-        if n_nan:
-            median = np.float32(np.nan)
-        else:
-            median = exact_median(sci, self.index_c, self.hist_c, self.mask)
-        row: dict[str, float] = {
-            "median_rate": float(median) * to_rate,
-            "median_counts": float(median) * (t if rate_units else 1.0),
-        }
+        median, pending = np.float32(np.nan), None
+        if n_nan == 0 and self._pool is None:
+            median = exact_median(sci, self.hist_c, grid, self.mask)
+        elif n_nan == 0:  # by the helper thread, while this one summarises the histograms
+            pending = self._pool.submit(exact_median, sci, self.hist_c, grid, self.mask)
+        row: dict[str, float] = dict.fromkeys(("median_rate", "median_counts"), np.nan)
         self._family(
-            row, "sky_", "", self.hist_c, self.index_c, grid[0], grid[1], to_rate, lambda: science
+            row, "sky_", "", self.hist_c, grid[0], grid[1], to_rate, lambda: science, args, 0
         )
         self._family(
             row,
             "inst_",
             "inst_",
             self.hist_i,
-            self.index_i,
             grid[2],
             grid[3],
             1.0,
             lambda: _inst_values(sci, prev, g, g_prev, inv_dt),
+            args,
+            1,
         )
+        if pending is not None:
+            median = pending.result()
+        row["median_rate"] = float(median) * to_rate
+        row["median_counts"] = float(median) * (t if rate_units else 1.0)
         npix = science.size
         row["frac_dq_8192"] = n_8192 / npix
         row["frac_dq_32"] = n_32 / npix
@@ -300,7 +303,7 @@ class ReadStatistics:
         return row
 
     def _family(
-        self, row, sky_prefix, region_prefix, hist, index, center, inv_width, scale, values
+        self, row, sky_prefix, region_prefix, hist, center, inv_width, scale, values, args, which
     ) -> None:
         p = self.params
         out, ok = self.out, self.ok
@@ -319,11 +322,20 @@ class ReadStatistics:
         if not ok.all():
             # exact numbers for the groups the histogram cannot give (extreme data: no warnings)
             with np.errstate(all="ignore"):
-                self._fallback(stats, ok, index, values())
+                self._fallback(stats, ok, self._indices(args)[which], values())
         for field, value in zip(SKY_FIELDS, stats[:8], strict=True):
             row[sky_prefix + field] = value if field in _COUNTS else value * scale
         for name, value in zip(REGION_NAMES, stats[8:], strict=True):
             row[f"{region_prefix}{name}_median"] = value * scale
+
+    def _indices(self, args: tuple) -> tuple[np.ndarray, np.ndarray]:
+        """The (cumulative, instantaneous) index arrays of a read (only the fallback needs
+        them: the counting pass does not keep them)."""
+        if self.index_c is None:
+            self.index_c = np.empty(self.area, np.uint16)
+            self.index_i = np.empty(self.area, np.uint16)
+        kern.index_read(*args, self.index_c, self.index_i, 0, self.area[0])
+        return self.index_c, self.index_i
 
     def _fallback(self, stats: list, ok: np.ndarray, index: np.ndarray, values: np.ndarray):
         p = self.params
@@ -356,27 +368,35 @@ def _contiguous(array: np.ndarray, dtype) -> np.ndarray:
     return np.ascontiguousarray(array, dtype=dtype)
 
 
-def image_sky_stats(values: np.ndarray, good: np.ndarray, params: ScanParameters) -> dict:
+def image_sky_stats(
+    values: np.ndarray, good: np.ndarray, params: ScanParameters, *, dq=None, mask=None
+) -> dict:
     """Sky statistics (as :func:`reference_stats`) of one image, e.g. an FLT's science area.
 
-    ``good`` marks the pixels to use (sky-good DQ, not a source). Histogram-based like the
-    per-read statistics, with the same exact fallback.
+    ``good`` marks the pixels to use (sky-good DQ, not a source); non-finite values never
+    count. Histogram-based like the per-read statistics, with the same exact fallback. With
+    ``good=None`` the pixels are chosen in the counting pass itself, from ``dq`` (no
+    ``params.sky_bad_bits`` bit) and ``mask`` (0, if it has the image's shape); then
+    ``npix_dq_32`` (pixels with DQ 32) is returned too.
     """
-    values = np.ascontiguousarray(values, np.float32)
-    cells = np.where(good, 0, kern.SOURCE_CELL).astype(np.uint8)
+    values = _contiguous(values, np.float32)
     ys, xs = np.mgrid[
         0 : values.shape[0] : max(1, values.shape[0] // 48),
         0 : values.shape[1] : max(1, values.shape[1] // 48),
     ]
     center, inv_width = _grid(values[ys.ravel(), xs.ravel()], params.bins_per_sigma)
-    index = np.empty(values.shape, np.uint16)
-    kern.index_values(values, np.ones(values.shape, np.bool_), cells, center, inv_width, index)
-    hist = np.zeros(kern.NCELLS * kern.BINS, np.int64)
-    kern.count_index(index, hist)
+    from_dq = good is None
+    bad_bits = int(params.sky_bad_bits)
+    if from_dq:
+        mask = np.zeros((0, 0), np.uint8) if mask is None else mask
+    else:  # "bad" = not good, as a DQ bit
+        dq = np.asarray(good, np.uint8) ^ np.uint8(1)
+        mask, bad_bits = np.zeros((0, 0), np.uint8), 1
+    hist = np.zeros(kern.BINS, np.int64)
+    n32 = kern.count_sky(values, dq, mask, bad_bits, center, inv_width, hist)
     out = np.empty(8, np.float64)
-    sky = _CELLS == 0
     ok = hstat.full_stats(
-        hstat.group_histogram(hist, sky),
+        hist,
         float(center),
         1.0 / float(inv_width),
         params.clip_sigma,
@@ -384,9 +404,15 @@ def image_sky_stats(values: np.ndarray, good: np.ndarray, params: ScanParameters
         out,
     )
     if ok:
-        return dict(zip(SKY_FIELDS, (float(v) for v in out), strict=True))
-    return reference_stats(
-        values[sky[index >> kern.BIN_BITS]],
-        clip_sigma=params.clip_sigma,
-        clip_iters=params.clip_iters,
-    )
+        stats = dict(zip(SKY_FIELDS, (float(v) for v in out), strict=True))
+    else:
+        if from_dq:
+            good = (np.asarray(dq) & params.sky_bad_bits) == 0
+            if mask.shape == values.shape:
+                good &= mask == 0
+        stats = reference_stats(
+            values[good & np.isfinite(values)],
+            clip_sigma=params.clip_sigma,
+            clip_iters=params.clip_iters,
+        )
+    return {**stats, "npix_dq_32": n32} if from_dq else stats
