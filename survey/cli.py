@@ -306,10 +306,11 @@ def _describe(exposure) -> str:
 
 
 # The command modules import only click; their work is imported lazily.
+from .fix.command import fix  # noqa: E402
 from .flag.command import flag, sql  # noqa: E402
 from .scan.command import scan  # noqa: E402
 
-for _command in (scan, flag, sql):
+for _command in (scan, flag, sql, fix):
     cli.add_command(_command)
 
 

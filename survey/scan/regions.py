@@ -14,6 +14,7 @@ map pixel (y, x) is array pixel (y + 5, x + 5).
 
 from __future__ import annotations
 
+import warnings
 from functools import lru_cache
 from typing import ClassVar, NamedTuple
 
@@ -144,10 +145,51 @@ def source_mask(
     sample = last[::step, ::step][good[::step, ::step]]
     fill = float(np.median(sample)) if sample.size else 0.0
     _kernels.box_mean3(last, good, fill, work.clean, work.rows, work.smooth)
-    sky, noise = _robust_level(work.smooth[::step, ::step][good[::step, ::step]].astype(np.float64))
+    # Threshold against a smooth local background, not one global level: Earth-limb light
+    # brightens the left few hundred columns smoothly, and a global level would mask all of
+    # it as "source", leaving the scattered-light boxes empty.
+    cell = int(np.clip(min(last.shape) // 8, 8, 32))  # follow steep gradients in subarrays
+    background = _background_map(work.smooth, good, cell)
+    residual = work.smooth - background
+    sky, _ = _robust_level(background[::step, ::step][good[::step, ::step]].astype(np.float64))
+    _, noise = _robust_level(residual[::step, ::step][good[::step, ::step]].astype(np.float64))
     threshold = sky + sigma * noise
     if not noise > 0:
         work.mask[...] = 0
         return SourceMask(work.mask, sky, noise, threshold)
-    _kernels.threshold_dilate(work.smooth, threshold, max(int(grow), 0), work.rows8, work.mask)
+    _kernels.threshold_dilate(
+        np.ascontiguousarray(residual, dtype=work.smooth.dtype),
+        sigma * noise,
+        max(int(grow), 0),
+        work.rows8,
+        work.mask,
+    )
     return SourceMask(work.mask, sky, noise, threshold)
+
+
+def _background_map(image: np.ndarray, good: np.ndarray, cell: int = 32) -> np.ndarray:
+    """Smooth background: medians of ``cell``-pixel squares, interpolated bilinearly.
+
+    Each square's median (every 2nd pixel, good pixels only) ignores compact sources; squares
+    with too few good pixels take the median of the others.
+    """
+    ny, nx = image.shape
+    gy, gx = -(-ny // cell), -(-nx // cell)
+    padded = np.full((gy * cell, gx * cell), np.nan, dtype=np.float32)
+    padded[:ny, :nx] = np.where(good, image, np.nan)
+    blocks = padded.reshape(gy, cell, gx, cell)[:, ::2, :, ::2].transpose(0, 2, 1, 3)
+    blocks = blocks.reshape(gy, gx, -1)
+    enough = np.isfinite(blocks).sum(axis=2) >= blocks.shape[2] // 4
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN squares are handled below
+        coarse = np.nanmedian(blocks, axis=2)
+    fallback = np.nanmedian(coarse[enough]) if enough.any() else 0.0
+    coarse = np.where(enough & np.isfinite(coarse), coarse, fallback)
+    return _interpolation_matrix(ny, gy, cell) @ coarse @ _interpolation_matrix(nx, gx, cell).T
+
+
+def _interpolation_matrix(n: int, g: int, cell: int) -> np.ndarray:
+    """(n, g) weights interpolating ``g`` cell centres linearly onto ``n`` pixels."""
+    centres = (np.arange(g) + 0.5) * cell - 0.5
+    pixels = np.arange(n, dtype=np.float64)
+    return np.stack([np.interp(pixels, centres, np.eye(g)[j]) for j in range(g)], axis=1)
