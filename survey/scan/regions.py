@@ -14,7 +14,6 @@ map pixel (y, x) is array pixel (y + 5, x + 5).
 
 from __future__ import annotations
 
-import warnings
 from functools import lru_cache
 from typing import ClassVar, NamedTuple
 
@@ -148,9 +147,9 @@ def source_mask(
     # Threshold against a smooth local background, not one global level: Earth-limb light
     # brightens the left few hundred columns smoothly, and a global level would mask all of
     # it as "source", leaving the scattered-light boxes empty.
-    cell = int(np.clip(min(last.shape) // 8, 8, 32))  # follow steep gradients in subarrays
+    cell = 2 * int(np.clip(min(last.shape) // 16, 4, 16))  # even, 8..32: follows subarray gradients
     background = _background_map(work.smooth, good, cell)
-    residual = work.smooth - background
+    residual = np.subtract(work.smooth, background, dtype=np.float32)
     sky, _ = _robust_level(background[::step, ::step][good[::step, ::step]].astype(np.float64))
     _, noise = _robust_level(residual[::step, ::step][good[::step, ::step]].astype(np.float64))
     threshold = sky + sigma * noise
@@ -158,7 +157,7 @@ def source_mask(
         work.mask[...] = 0
         return SourceMask(work.mask, sky, noise, threshold)
     _kernels.threshold_dilate(
-        np.ascontiguousarray(residual, dtype=work.smooth.dtype),
+        residual,
         sigma * noise,
         max(int(grow), 0),
         work.rows8,
@@ -170,26 +169,29 @@ def source_mask(
 def _background_map(image: np.ndarray, good: np.ndarray, cell: int = 32) -> np.ndarray:
     """Smooth background: medians of ``cell``-pixel squares, interpolated bilinearly.
 
-    Each square's median (every 2nd pixel, good pixels only) ignores compact sources; squares
-    with too few good pixels take the median of the others.
+    ``image`` is the 3×3-smoothed last read, whose bad pixels already hold the median sky, so
+    plain medians (a regular sample of each square) ignore compact sources without NaN handling;
+    the edges are padded by replication. Interpolation is two weighted row/column blends (no
+    BLAS, which would spin threads on a busy worker).
     """
     ny, nx = image.shape
     gy, gx = -(-ny // cell), -(-nx // cell)
-    padded = np.full((gy * cell, gx * cell), np.nan, dtype=np.float32)
-    padded[:ny, :nx] = np.where(good, image, np.nan)
-    blocks = padded.reshape(gy, cell, gx, cell)[:, ::2, :, ::2].transpose(0, 2, 1, 3)
-    blocks = blocks.reshape(gy, gx, -1)
-    enough = np.isfinite(blocks).sum(axis=2) >= blocks.shape[2] // 4
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN squares are handled below
-        coarse = np.nanmedian(blocks, axis=2)
-    fallback = np.nanmedian(coarse[enough]) if enough.any() else 0.0
-    coarse = np.where(enough & np.isfinite(coarse), coarse, fallback)
-    return _interpolation_matrix(ny, gy, cell) @ coarse @ _interpolation_matrix(nx, gx, cell).T
+    padded = np.pad(image, ((0, gy * cell - ny), (0, gx * cell - nx)), mode="edge")
+    step = 4 if cell >= 16 else 2  # ≥ 16 samples per square are plenty for a median
+    blocks = padded[::step, ::step].reshape(gy, cell // step, gx, cell // step)
+    blocks = blocks.transpose(0, 2, 1, 3)
+    coarse = np.median(blocks.reshape(gy, gx, -1), axis=2).astype(np.float32)
+    rows = _blend(coarse, ny, cell, axis=0)  # (ny, gx)
+    return _blend(rows, nx, cell, axis=1)  # (ny, nx)
 
 
-def _interpolation_matrix(n: int, g: int, cell: int) -> np.ndarray:
-    """(n, g) weights interpolating ``g`` cell centres linearly onto ``n`` pixels."""
-    centres = (np.arange(g) + 0.5) * cell - 0.5
-    pixels = np.arange(n, dtype=np.float64)
-    return np.stack([np.interp(pixels, centres, np.eye(g)[j]) for j in range(g)], axis=1)
+def _blend(coarse: np.ndarray, n: int, cell: int, axis: int) -> np.ndarray:
+    """Linear interpolation of cell-centre values onto ``n`` pixels along ``axis``."""
+    g = coarse.shape[axis]
+    position = np.clip((np.arange(n) + 0.5) / cell - 0.5, 0, g - 1)
+    low = np.minimum(position.astype(np.intp), max(g - 2, 0))
+    weight = (position - low).astype(np.float32)
+    high = np.minimum(low + 1, g - 1)
+    a, b = np.take(coarse, low, axis=axis), np.take(coarse, high, axis=axis)
+    shape = (-1, 1) if axis == 0 else (1, -1)
+    return a + (b - a) * weight.reshape(shape)
