@@ -33,6 +33,7 @@ __all__ = [
     "archive_products",
     "fit_exposure",
     "fit_ramp",
+    "flt_sci_header",
     "flt_statistics",
 ]
 
@@ -107,7 +108,7 @@ def fit_ramp(ramp: Ramp, params: FitParameters = FitParameters()) -> FitProducts
         samp=result.samp,
         time=result.time,
         primary=ramp.primary.copy(),
-        sci_header=_flt_sci_header(ramp),
+        sci_header=flt_sci_header(ramp),
     )
     static_32 = (dq & DQ.UNSTABLE).any(axis=0)
     return FitProducts(
@@ -139,7 +140,7 @@ def _readnoise(ramp: Ramp) -> np.ndarray:
     return noise
 
 
-def _flt_sci_header(ramp: Ramp) -> fits.Header:
+def flt_sci_header(ramp: Ramp) -> fits.Header:
     """SCI header of the FLT: the last read's, with LTV and CRPIX moved by the trim."""
     header = ramp.read_headers[-1].copy()
     for key in ("LTV1", "LTV2", "CRPIX1", "CRPIX2"):

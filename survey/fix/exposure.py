@@ -20,8 +20,8 @@ from astropy.io import fits
 
 from ..atomic import atomic_output
 from ..errors import InputFileError, OutputExistsError, SurveyError
+from ..fit import flt_sci_header
 from ..provenance import stamp_header
-from ..wfc3ir.detector import BORDER
 from ..wfc3ir.dq import SDQFLAGS, SKY_BAD_BITS
 from ..wfc3ir.fitsio import FLTImage, read_flt, read_ima, safe_rootname, write_flt, write_ima
 from ..wfc3ir.model import Ramp
@@ -205,14 +205,6 @@ def _fit(ramp: Ramp):
     return fit_ramp(ramp, FitParameters())
 
 
-def _flt_sci_header(ramp: Ramp) -> fits.Header:
-    header = ramp.read_headers[-1].copy()
-    for key in ("LTV1", "LTV2", "CRPIX1", "CRPIX2"):
-        if isinstance(header.get(key), int | float):
-            header[key] = header[key] - BORDER
-    return header
-
-
 @dataclass
 class _Corrected:
     flt: FLTImage
@@ -247,7 +239,7 @@ def _apply(ramp: Ramp, params: FixParameters, plan) -> _Corrected:
         return _Corrected(products.flt, ima, popped, zeros, notes)
     lmf = last_minus_first(ramp)
     flt = FLTImage(
-        lmf.sci, lmf.err, lmf.dq, lmf.samp, lmf.time, ramp.primary.copy(), _flt_sci_header(ramp)
+        lmf.sci, lmf.err, lmf.dq, lmf.samp, lmf.time, ramp.primary.copy(), flt_sci_header(ramp)
     )
     notes = [
         "last-minus-first: (C_last - C_0)/dt per pixel, last unsaturated read",
