@@ -6,17 +6,22 @@ slows them alike); wall and CPU time are both reported:
 
 - **notebook**: ``wfc3tools.pstat(stat='midpt')`` over the science area, once with
   ``units='counts'`` and once with ``units='rate'`` (what the STScI notebooks do per file);
-- **read floor**: only reading the 15 SCI arrays, through the same FITS edge the scanner uses
-  (``open_exposure`` + ``sci(k)``), and with plain astropy (memmap + conversion to native);
+- **read floor**: only reading the 15 SCI arrays, as the issue defines it: open the IMA with
+  astropy (``open_exposure`` + ``sci(k)``, and plain astropy memmap + conversion to native);
+- **scanner's reader** (for information): what the scan itself reads, through its lean
+  opener (:mod:`survey.scan.leanfits`: the same values, fewer parsed cards): open, then the
+  SCI and DQ of the 15 reads;
 - **scan (statistics)**: :func:`survey.scan.measure_exposure` in one thread, and as
   ``--jobs 1`` runs it (next read prefetched, each read's pixel passes shared with a helper
-  thread, the FLT measured by another: pays only when a core is free);
+  thread, the FLT measured by another: pays only when a core is free); the FLT beside each
+  IMA is measured too;
 - **scan --jobs 1**: the whole command in-process, catalog transactions included;
 - **scan --jobs 2**: exposures per second of the whole command with two worker processes
   (their start-up included), in a subprocess that also reports the workers' peak RSS.
 
 Peak memory per worker is the max RSS of a fresh process that imports the scanner and scans
-one file (``measure_exposure``), next to the RSS after the imports alone.
+one file (``measure_exposure``), next to the RSS after the imports alone. The load average
+before and after is printed: the machine is shared, so compare numbers of one run only.
 
 Run: ``python benchmarks/bench_scan.py [--files 10] [--repeat 3] [--dir DIR]``. The synthetic
 IMAs (``survey.simulate``, F105W STEP200 NSAMP 16, ≈168 MB each) are written to DIR (kept and
@@ -28,6 +33,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -121,6 +127,7 @@ def main(argv: list[str] | None = None) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     paths = make_files(folder, args.files)
     _warm(paths)
+    load_before = os.getloadavg()
     # memory and --jobs 2 first, in subprocesses, while this process is still small
     peak = _subprocess_json(_PEAK, *paths[:2])
     jobs2 = _subprocess_json(_JOBS, paths[0].parent, folder / "jobs2.duckdb", 2)
@@ -132,6 +139,7 @@ def main(argv: list[str] | None = None) -> dict:
     from astropy.io import fits
     from wfc3tools import pstat
 
+    from survey.scan.leanfits import open_lean
     from survey.scan.measure import measure_exposure
     from survey.scan.runner import scan_paths
     from survey.wfc3ir.fitsio import open_exposure
@@ -151,6 +159,12 @@ def main(argv: list[str] | None = None) -> dict:
             for m in range(1, hdul[0].header["NSAMP"]):
                 np.array(hdul["SCI", m].data, dtype=np.float32)
 
+    def scanner_reader(path: Path) -> None:
+        with open_lean(path) as exposure:
+            for k in range(1, exposure.nsamp):
+                exposure.sci(k)
+                exposure.dq(k)
+
     def stats_single(path: Path) -> None:
         measure_exposure(path, prefetch=False, threads=1)
 
@@ -161,6 +175,7 @@ def main(argv: list[str] | None = None) -> dict:
         "notebook (pstat counts + rate)": notebook,
         "read floor (open_exposure, 15 SCI)": floor,
         "read floor (astropy memmap, 15 SCI)": floor_astropy,
+        "scanner's reader (lean open, 15 SCI + DQ)": scanner_reader,
         "scan statistics, one thread": stats_single,
         "scan statistics, as --jobs 1 runs (prefetch + helper threads)": stats,
     }
@@ -209,6 +224,8 @@ def main(argv: list[str] | None = None) -> dict:
         "worker_peak_mb_jobs2": jobs2["worker_peak_mb"],
         "peak_mb_one_scan": peak["peak_mb"],
         "baseline_mb_after_imports": peak["base_mb"],
+        "load_average_before": load_before[0],
+        "load_average_after": os.getloadavg()[0],
     }
     lines = [
         f"{len(paths)} full-frame IMAs (1024², NSAMP 16), warm cache, best of {args.repeat}",
@@ -228,6 +245,8 @@ def main(argv: list[str] | None = None) -> dict:
         f"written after {jobs2['stored'][0]:.1f} s: worker start-up)",
         f"peak RSS of a scanning process: {peak['peak_mb']:.0f} MB ({peak['base_mb']:.0f} MB "
         f"after imports); --jobs 2 workers: {jobs2['worker_peak_mb']:.0f} MB max",
+        f"load average (1 min) before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f} "
+        f"on {os.cpu_count()} cores",
     ]
     print("\n".join(lines))
     if tmp:

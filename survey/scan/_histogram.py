@@ -25,7 +25,15 @@ from numba import njit
 
 from ._kernels import BINS, HALF, NCELLS
 
-__all__ = ["FULL_FIELDS", "full_stats", "group_histogram", "median_only", "rank_bins"]
+__all__ = [
+    "FULL_FIELDS",
+    "clip_bins",
+    "clipped_mean",
+    "full_stats",
+    "group_histogram",
+    "median_only",
+    "rank_bins",
+]
 
 MAD_TO_SIGMA = 1.482602218505602
 #: Order of the values :func:`full_stats` returns.
@@ -118,6 +126,45 @@ def median_only(h, center, width):
 
 
 @njit(cache=True, nogil=True)
+def clip_bins(h, cum, clip_sigma, max_iters):
+    """σ-clipping on bin ranges: (a, b, cum) with a..b the bins kept and cum their prefix sums.
+
+    ``cum`` is the prefix sum of all of ``h``. Each iteration keeps the bins whose centres lie
+    within m ± clip_sigma·σ (m the median, σ = 1.4826·MAD of the bins kept so far).
+    """
+    top = BINS - 1
+    a = 0
+    b = top
+    for _ in range(max_iters):
+        m, _ = _quantile_position(h, cum, a, b, 0.5 * cum[top])
+        d = _mad_position(h, cum, a, b, m) * MAD_TO_SIGMA
+        if not d > 0:
+            break
+        new_a = max(a, int(np.ceil(m - clip_sigma * d - 0.5)))
+        new_b = min(b, int(np.floor(m + clip_sigma * d - 0.5)))
+        if new_a > new_b or (new_a == a and new_b == b):
+            break
+        a = new_a
+        b = new_b
+        cum = _cumulative(h, a, b)
+    return a, b, cum
+
+
+@njit(cache=True, nogil=True)
+def clipped_mean(h, a, b, center, width):
+    """(n, mean) of the values of ``h`` in bins a..b (bin centres): a group's mean inside the
+    sky's clipping range."""
+    n = 0
+    total = 0.0
+    for j in range(a, b + 1):
+        n += h[j]
+        total += h[j] * (j + 0.5)
+    if n == 0:
+        return 0, np.nan
+    return n, center + (total / n - HALF) * width
+
+
+@njit(cache=True, nogil=True)
 def full_stats(h, center, width, clip_sigma, max_iters, out):
     """Fill ``out`` (float64[8], see FULL_FIELDS) for one group; return ok."""
     top = BINS - 1
@@ -135,21 +182,7 @@ def full_stats(h, center, width, clip_sigma, max_iters, out):
     out[1] = center + (t50 - HALF) * width
     out[2] = center + (t16 - HALF) * width
     out[3] = center + (t84 - HALF) * width
-    # sigma clipping on bin ranges
-    a = 0
-    b = top
-    for _ in range(max_iters):
-        m, _ = _quantile_position(h, cum, a, b, 0.5 * cum[top])
-        d = _mad_position(h, cum, a, b, m) * MAD_TO_SIGMA
-        if not d > 0:
-            break
-        new_a = max(a, int(np.ceil(m - clip_sigma * d - 0.5)))
-        new_b = min(b, int(np.floor(m + clip_sigma * d - 0.5)))
-        if new_a > new_b or (new_a == a and new_b == b):
-            break
-        a = new_a
-        b = new_b
-        cum = _cumulative(h, a, b)
+    a, b, cum = clip_bins(h, cum, clip_sigma, max_iters)
     kept = cum[top]
     out[7] = kept
     if kept == 0:
@@ -178,21 +211,32 @@ def rank_bins(h, k):
 
 
 @njit(cache=True, nogil=True)
-def summarize_family(hist, center, width, clip_sigma, max_iters, sky_cells, region_cells, out, ok):
-    """Sky statistics (FULL_FIELDS) then the median of each region, of one read family.
+def summarize_family(
+    hist, center, width, clip_sigma, max_iters, sky_cells, region_cells, mean_cells, out, ok
+):
+    """Sky statistics (FULL_FIELDS), the median of each region, then the mean of each of the
+    ``mean_cells`` groups inside the sky's clipping range, of one read family.
 
-    ``region_cells`` is bool[nregions, NCELLS]; ``out`` gets 8 + nregions values and ``ok``
-    8 + nregions flags (the first 8 all equal the sky group's flag).
+    ``region_cells`` is bool[nregions, NCELLS] and ``mean_cells`` bool[nmeans, NCELLS];
+    ``out`` gets 8 + nregions + nmeans values and ``ok`` as many flags (the first 8 all equal
+    the sky group's flag; a mean is as good as the sky's clipping range).
     """
     full = np.empty(8, np.float64)
-    good = full_stats(group_histogram(hist, sky_cells), center, width, clip_sigma, max_iters, full)
+    sky = group_histogram(hist, sky_cells)
+    good = full_stats(sky, center, width, clip_sigma, max_iters, full)
     for i in range(8):
         out[i] = full[i]
         ok[i] = good
-    for r in range(region_cells.shape[0]):
+    nreg = region_cells.shape[0]
+    for r in range(nreg):
         n, median, fine = median_only(group_histogram(hist, region_cells[r]), center, width)
         out[8 + r] = median if n > 0 else np.nan
         ok[8 + r] = fine or n == 0
+    a, b, _ = clip_bins(sky, _cumulative(sky, 0, BINS - 1), clip_sigma, max_iters)
+    for r in range(mean_cells.shape[0]):
+        n, mean = clipped_mean(group_histogram(hist, mean_cells[r]), a, b, center, width)
+        out[8 + nreg + r] = mean
+        ok[8 + nreg + r] = good or n == 0
 
 
 @njit(cache=True, nogil=True)

@@ -1,13 +1,14 @@
 """One IMA → one ``exposures`` row and NSAMP−1 ``reads`` rows (no database here).
 
-This is what a worker process runs. The file is opened through the FITS edge
-(:func:`survey.wfc3ir.fitsio.open_exposure`) and streamed one read at a time: the last read
-first (it defines the source mask), then reads 1 … NSAMP−1, keeping only the last, the
-previous, the current and (prefetched by a helper thread while the current one is measured)
-the next read in memory: ≈ 20 MB of arrays for a full frame, whatever NSAMP; the peak RSS of
-a scanning process is ≈ 350 MB, most of it the libraries and astropy's memory map of the file.
-With ``threads`` > 1 (``survey scan --jobs 1``) the FLT beside the IMA is read and measured by
-a helper thread while the reads are measured.
+This is what a worker process runs. The file is opened by the scanner's lean reader
+(:func:`survey.scan.leanfits.open_lean`: the values, arrays and errors of
+:func:`survey.wfc3ir.fitsio.open_exposure`, with far less header parsing) and streamed one
+read at a time: the last read first (it defines the source mask), then reads 1 … NSAMP−1,
+keeping only the last, the previous, the current and (prefetched by a helper thread while the
+current one is measured) the next read in memory, in four reused buffer pairs: ≈ 25 MB for a
+full frame, whatever NSAMP; the peak RSS of a scanning process is ≈ 250 MB, most of it the
+libraries. With ``threads`` > 1 (``survey scan --jobs 1``) and a free core, the FLT beside
+the IMA is read and measured by a helper thread while the reads are measured.
 
 Header values are untrusted: the rootname is validated (:func:`safe_rootname`), text values
 are stored as printable text (other characters become ``?``, at most 68 characters) and
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,9 +28,11 @@ import numpy as np
 
 from ..errors import InputFileError
 from ..wfc3ir.detector import BORDER
-from ..wfc3ir.fitsio import open_exposure, read_flt, safe_rootname
+from ..wfc3ir.fitsio import safe_rootname
 from . import _kernels as kern
+from .cores import spare_core
 from .files import ima_stem
+from .leanfits import open_lean, read_flt_sky
 from .params import ScanParameters
 from .regions import MaskWorkspace, cell_map, source_mask
 from .stats import ReadStatistics, _contiguous, image_sky_stats
@@ -216,10 +220,10 @@ def _finite_or_none(value: object) -> object:
 
 
 def _flt_stats(flt_path: Path, mask: np.ndarray | None, params: ScanParameters) -> dict:
-    flt = read_flt(flt_path)
-    sci = np.asarray(flt.sci, np.float32)
+    sci, dq = read_flt_sky(flt_path)
+    sci = np.asarray(sci, np.float32)
     # one pass: sky pixels (DQ, finite, not a source) counted, DQ 32 pixels too
-    stats = image_sky_stats(sci, None, params, dq=np.asarray(flt.dq), mask=mask)
+    stats = image_sky_stats(sci, None, params, dq=np.asarray(dq), mask=mask)
     n32 = stats.pop("npix_dq_32")
     sigma = stats["sigma"]
     bimodality = (stats["mean"] - stats["median"]) / sigma if sigma and sigma > 0 else None
@@ -260,11 +264,15 @@ def measure_exposure(
 
     With ``prefetch`` the next read is loaded by a helper thread while the current one is
     measured (the kernels release the GIL); with ``threads=2`` each read's pixel passes are
-    shared with another thread. The results depend on neither.
+    shared with another thread and the FLT is measured by a third, when a core is free
+    (:func:`survey.scan.cores.spare_core`; else no helper thread at all). The results depend
+    on none of this.
     """
     params = params or ScanParameters()
+    if threads > 1 and not spare_core():  # threads on busy cores cost more than they give
+        threads, prefetch = 1, False
     path = Path(path)
-    with open_exposure(path) as exposure:
+    with open_lean(path) as exposure:
         if exposure.kind != "ramp":
             raise InputFileError(path, "has a single imset (an FLT?), not the reads of an IMA")
         rootname = safe_rootname(exposure.primary.get("ROOTNAME", ""), path)
@@ -304,16 +312,44 @@ def _source_cells(exposure, last_sci, last_dq, rate_units: bool, params: ScanPar
         work.image, work.good, sigma=params.mask_sigma, grow=params.mask_grow, work=work
     )
     cells = cell_map(ny, nx, params.box_columns)
-    np.copyto(cells, kern.SOURCE_CELL, where=sources.mask.view(np.bool_))
+    kern.mark_cells(cells, sources.mask, kern.SOURCE_CELL)
     return sources, cells
+
+
+_LOCAL = threading.local()
+
+
+def _read_buffers(shape: tuple[int, int]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """This thread's four (SCI, DQ) buffers for reads of ``shape``: the last read, and three
+    in turn for the previous, current and prefetched ones (fresh memory is slow to touch)."""
+    cached = getattr(_LOCAL, "buffers", None)
+    if cached is None or cached[0] != shape:
+        pairs = [(np.empty(shape, np.float32), np.empty(shape, np.uint16)) for _ in range(4)]
+        cached = _LOCAL.buffers = (shape, pairs)
+    return cached[1]
+
+
+def _loader(exposure):
+    """load(k, slot) → (SCI, DQ) of read k, into buffer pair ``slot`` when the file allows."""
+    read_into = getattr(exposure, "read_into", None)
+    if read_into is None:
+        return lambda k, slot: (exposure.sci(k), exposure.dq(k))
+    buffers = _read_buffers(exposure.shape)
+
+    def load(k: int, slot: int):
+        sci, dq = buffers[slot]
+        return read_into("SCI", k, sci), read_into("DQ", k, dq)
+
+    return load
 
 
 def _iter_reads(exposure, last_arrays, prefetch: bool):
     """(k, SCI, DQ) of reads 1 … NSAMP−1; with ``prefetch`` read k+1 loads while k is used."""
     last = exposure.nsamp - 1
+    loader = _loader(exposure)
 
-    def load(k: int):
-        return last_arrays if k == last else (exposure.sci(k), exposure.dq(k))
+    def load(k: int):  # reads k−1, k and k+1 are in distinct buffers
+        return last_arrays if k == last else loader(k, k % 3)
 
     if not prefetch or last < 2:
         for k in range(1, last + 1):
@@ -340,7 +376,7 @@ def _measure_reads(
     a helper thread while the reads are measured (the kernels release the GIL)."""
     rate_units = "/" in str(row["bunit"] or "")
     last = exposure.nsamp - 1
-    last_arrays = (exposure.sci(last), exposure.dq(last))
+    last_arrays = _loader(exposure)(last, 3)
     sources, cells = _source_cells(exposure, *last_arrays, rate_units, params)
     args = (exposure, row, params, prefetch, threads, rate_units, last_arrays, sources, cells)
     if threads <= 1:

@@ -14,6 +14,7 @@ map pixel (y, x) is array pixel (y + 5, x + 5).
 
 from __future__ import annotations
 
+import threading
 from functools import lru_cache
 from typing import ClassVar, NamedTuple
 
@@ -83,7 +84,7 @@ class SourceMask(NamedTuple):
 class MaskWorkspace:
     """Reusable arrays for one science-area shape (fresh memory is slow to touch)."""
 
-    _cache: ClassVar[dict] = {}
+    _local: ClassVar[threading.local] = threading.local()
 
     def __init__(self, shape: tuple[int, int]):
         self.image = np.empty(shape, np.float32)
@@ -93,15 +94,21 @@ class MaskWorkspace:
         self.smooth = np.empty(shape, np.float32)
         self.rows8 = np.empty(shape, np.uint8)
         self.mask = np.empty(shape, np.uint8)
+        self.background = np.empty(shape, np.float32)
+        self.residual = np.empty(shape, np.float32)
 
     @classmethod
     def for_shape(cls, shape: tuple[int, int]) -> MaskWorkspace:
+        """A cached workspace for ``shape``, one per calling thread (never shared)."""
         shape = tuple(shape)
-        if shape not in cls._cache:
-            if len(cls._cache) >= 4:
-                cls._cache.clear()
-            cls._cache[shape] = cls(shape)
-        return cls._cache[shape]
+        cache = getattr(cls._local, "cache", None)
+        if cache is None:
+            cache = cls._local.cache = {}
+        if shape not in cache:
+            if len(cache) >= 4:
+                cache.clear()
+            cache[shape] = cls(shape)
+        return cache[shape]
 
 
 def _robust_level(values: np.ndarray, iterations: int = 5) -> tuple[float, float]:
@@ -148,8 +155,7 @@ def source_mask(
     # brightens the left few hundred columns smoothly, and a global level would mask all of
     # it as "source", leaving the scattered-light boxes empty.
     cell = 2 * int(np.clip(min(last.shape) // 16, 4, 16))  # even, 8..32: follows subarray gradients
-    background = _background_map(work.smooth, good, cell)
-    residual = np.subtract(work.smooth, background, dtype=np.float32)
+    background, residual = _background_map(work.smooth, cell, work)
     sky, _ = _robust_level(background[::step, ::step][good[::step, ::step]].astype(np.float64))
     _, noise = _robust_level(residual[::step, ::step][good[::step, ::step]].astype(np.float64))
     threshold = sky + sigma * noise
@@ -166,13 +172,14 @@ def source_mask(
     return SourceMask(work.mask, sky, noise, threshold)
 
 
-def _background_map(image: np.ndarray, good: np.ndarray, cell: int = 32) -> np.ndarray:
-    """Smooth background: medians of ``cell``-pixel squares, interpolated bilinearly.
+def _background_map(image: np.ndarray, cell: int, work: MaskWorkspace):
+    """Smooth background and image − background (in ``work``): medians of ``cell``-pixel
+    squares, interpolated bilinearly.
 
     ``image`` is the 3×3-smoothed last read, whose bad pixels already hold the median sky, so
     plain medians (a regular sample of each square) ignore compact sources without NaN handling;
-    the edges are padded by replication. Interpolation is two weighted row/column blends (no
-    BLAS, which would spin threads on a busy worker).
+    the edges are padded by replication. Interpolation is two weighted row/column blends in one
+    kernel writing into reused arrays (no BLAS threads, no fresh memory to fault in).
     """
     ny, nx = image.shape
     gy, gx = -(-ny // cell), -(-nx // cell)
@@ -181,17 +188,22 @@ def _background_map(image: np.ndarray, good: np.ndarray, cell: int = 32) -> np.n
     blocks = padded[::step, ::step].reshape(gy, cell // step, gx, cell // step)
     blocks = blocks.transpose(0, 2, 1, 3)
     coarse = np.median(blocks.reshape(gy, gx, -1), axis=2).astype(np.float32)
-    rows = _blend(coarse, ny, cell, axis=0)  # (ny, gx)
-    return _blend(rows, nx, cell, axis=1)  # (ny, nx)
+    rows = np.empty((ny, gx), np.float32)
+    _kernels.background_residual(
+        coarse, *_blend_weights(ny, gy, cell), *_blend_weights(nx, gx, cell), image, rows,
+        work.background, work.residual,
+    )  # fmt: skip
+    return work.background, work.residual
 
 
-def _blend(coarse: np.ndarray, n: int, cell: int, axis: int) -> np.ndarray:
-    """Linear interpolation of cell-centre values onto ``n`` pixels along ``axis``."""
-    g = coarse.shape[axis]
+@lru_cache(maxsize=16)
+def _blend_weights(n: int, g: int, cell: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Linear interpolation of ``g`` cell-centre values onto ``n`` pixels: for each pixel the
+    lower and upper cell and the (float32) weight of the upper one."""
     position = np.clip((np.arange(n) + 0.5) / cell - 0.5, 0, g - 1)
     low = np.minimum(position.astype(np.intp), max(g - 2, 0))
     weight = (position - low).astype(np.float32)
     high = np.minimum(low + 1, g - 1)
-    a, b = np.take(coarse, low, axis=axis), np.take(coarse, high, axis=axis)
-    shape = (-1, 1) if axis == 0 else (1, -1)
-    return a + (b - a) * weight.reshape(shape)
+    for array in (low, high, weight):
+        array.flags.writeable = False
+    return low, high, weight

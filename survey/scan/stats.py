@@ -25,6 +25,7 @@ definition the histogram values approximate (tests hold them within 0.01σ).
 
 from __future__ import annotations
 
+import threading
 from typing import ClassVar
 
 import numpy as np
@@ -37,6 +38,7 @@ from .params import ScanParameters
 __all__ = [
     "CUMULATIVE_COLUMNS",
     "INSTANT_COLUMNS",
+    "MEAN_REGIONS",
     "ReadStatistics",
     "exact_median",
     "reference_stats",
@@ -58,15 +60,21 @@ REGIONS = {
 #: p50/p16/p84 and npix are of all sky pixels; median, mean, sigma and nclip after clipping.
 SKY_FIELDS = ("npix", "p50", "p16", "p84", "median", "mean", "sigma", "nclip")
 REGION_NAMES = ("left", "right", "quad_a", "quad_b", "quad_c", "quad_d")
+#: regions whose mean inside the sky's clipping range is also kept: in short reads r_k sits on
+#: a comb ≈ gain/Δt apart (whole DN between reads) and a median snaps to one of its teeth,
+#: while a mean does not (see sql/020_read_metrics.sql, which takes left − right from these).
+MEAN_REGIONS = ("left", "right")
 CUMULATIVE_COLUMNS = (
     "median_rate",
     "median_counts",
     *(f"sky_{f}" for f in SKY_FIELDS),
     *(f"{r}_median" for r in REGION_NAMES),
+    *(f"{r}_mean" for r in MEAN_REGIONS),
 )
 INSTANT_COLUMNS = (
     *(f"inst_{f}" for f in SKY_FIELDS),
     *(f"inst_{r}_median" for r in REGION_NAMES),
+    *(f"inst_{r}_mean" for r in MEAN_REGIONS),
 )
 
 
@@ -107,7 +115,11 @@ def reference_stats(
 
 
 def exact_median(
-    values: np.ndarray, hist: np.ndarray, grid: np.ndarray, mask: np.ndarray | None = None
+    values: np.ndarray,
+    hist: np.ndarray,
+    grid: np.ndarray,
+    mask: np.ndarray | None = None,
+    buffer: np.ndarray | None = None,
 ) -> np.float32:
     """``np.median`` (float32) of the science area of ``values`` from its histogram.
 
@@ -115,8 +127,8 @@ def exact_median(
     was indexed with ``grid`` (float32 [c_cum, 1/w_cum, …], :func:`_kernels.index_read`),
     ``hist`` the (cell × bin) histogram of those indices; every cell but NaN counts (call it
     only when there is no NaN). Only the values of the one or two bins holding the middle
-    ranks are copied and partitioned. ``mask`` is an optional bool buffer of the whole
-    array's shape with a False border.
+    ranks are gathered and partitioned. ``mask`` is an optional bool buffer of the whole
+    array's shape with a False border, ``buffer`` an optional float32 work array.
     """
     n, j1, j2, below = hstat.median_bins(hist, ALL)
     if n == 0:
@@ -125,7 +137,10 @@ def exact_median(
     if mask is None:
         mask = np.zeros(values.shape, np.bool_)
     kern.value_bin_mask(values, BORDER, grid, j1, j2, mask)
-    chosen = np.compress(mask.ravel(), values.ravel())
+    size = int(hist.reshape(kern.NCELLS, kern.BINS)[ALL, j1 : j2 + 1].sum()) + 8
+    if buffer is None or buffer.size < size:
+        buffer = np.empty(size, np.float32)
+    chosen = buffer[: kern.gather_masked(values, mask, buffer)]
     i1, i2 = k1 - below, k2 - below
     part = np.partition(chosen, (i1, i2) if i2 != i1 else i1)
     a = np.float32(part[i1])
@@ -152,6 +167,7 @@ def _grid(sample: np.ndarray, bins_per_sigma: float) -> tuple[np.float32, np.flo
 
 
 _REGION_CELLS = np.array([REGIONS[name] for name in REGION_NAMES])
+_MEAN_CELLS = np.array([REGIONS[name] for name in MEAN_REGIONS])
 _COUNTS = ("npix", "nclip")
 
 
@@ -163,7 +179,7 @@ class ReadStatistics:
     Use :meth:`for_shape` to reuse one engine (and its buffers) for every exposure of a shape.
     """
 
-    _cache: ClassVar[dict] = {}
+    _local: ClassVar[threading.local] = threading.local()
 
     def __init__(self, shape: tuple[int, int], cells: np.ndarray, params: ScanParameters):
         ny, nx = shape
@@ -176,9 +192,10 @@ class ReadStatistics:
         self.hist_i = np.zeros(kern.NCELLS * kern.BINS, np.int32)
         self.grid = np.zeros(4, np.float32)
         self.mask = np.zeros(shape, np.bool_)  # whole array, border always False
-        nreg = len(REGION_NAMES)
-        self.out = np.empty(8 + nreg, np.float64)
-        self.ok = np.empty(8 + nreg, np.bool_)
+        self.median_buffer = np.empty(max(1, area[0] * area[1] // 16), np.float32)
+        nstats = 8 + len(REGION_NAMES) + len(MEAN_REGIONS)
+        self.out = np.empty(nstats, np.float64)
+        self.ok = np.empty(nstats, np.bool_)
         step_y = max(1, area[0] // 48)
         step_x = max(1, area[1] // 48)
         ys, xs = np.mgrid[BORDER : ny - BORDER : step_y, BORDER : nx - BORDER : step_x]
@@ -208,13 +225,15 @@ class ReadStatistics:
 
     @classmethod
     def for_shape(cls, shape, cells, params) -> ReadStatistics:
-        """A cached engine for arrays of ``shape`` (buffers reused), set to these cells."""
+        """A cached engine for arrays of ``shape`` (buffers reused), set to these cells; one
+        per calling thread."""
+        cache = _thread_cache(cls._local)  # never shared: threads may scan files at once
         key = (tuple(shape), params)
-        engine = cls._cache.get(key)
+        engine = cache.get(key)
         if engine is None:
-            if len(cls._cache) >= 4:
-                cls._cache.clear()
-            engine = cls._cache[key] = cls(shape, cells, params)
+            if len(cache) >= 4:
+                cache.clear()
+            engine = cache[key] = cls(shape, cells, params)
         else:
             engine.set_cells(cells)
         return engine
@@ -273,9 +292,11 @@ class ReadStatistics:
         n_nan = int(self.hist_c[kern.NAN_CELL * kern.BINS : (kern.NAN_CELL + 1) * kern.BINS].sum())
         median, pending = np.float32(np.nan), None
         if n_nan == 0 and self._pool is None:
-            median = exact_median(sci, self.hist_c, grid, self.mask)
+            median = exact_median(sci, self.hist_c, grid, self.mask, self.median_buffer)
         elif n_nan == 0:  # by the helper thread, while this one summarises the histograms
-            pending = self._pool.submit(exact_median, sci, self.hist_c, grid, self.mask)
+            pending = self._pool.submit(
+                exact_median, sci, self.hist_c, grid, self.mask, self.median_buffer
+            )
         row: dict[str, float] = dict.fromkeys(("median_rate", "median_counts"), np.nan)
         self._family(
             row, "sky_", "", self.hist_c, grid[0], grid[1], to_rate, lambda: science, args, 0
@@ -315,6 +336,7 @@ class ReadStatistics:
             p.clip_iters,
             SKY,
             _REGION_CELLS,
+            _MEAN_CELLS,
             out,
             ok,
         )
@@ -325,8 +347,11 @@ class ReadStatistics:
                 self._fallback(stats, ok, self._indices(args)[which], values())
         for field, value in zip(SKY_FIELDS, stats[:8], strict=True):
             row[sky_prefix + field] = value if field in _COUNTS else value * scale
-        for name, value in zip(REGION_NAMES, stats[8:], strict=True):
+        nreg = len(REGION_NAMES)
+        for name, value in zip(REGION_NAMES, stats[8 : 8 + nreg], strict=True):
             row[f"{region_prefix}{name}_median"] = value * scale
+        for name, value in zip(MEAN_REGIONS, stats[8 + nreg :], strict=True):
+            row[f"{region_prefix}{name}_mean"] = value * scale
 
     def _indices(self, args: tuple) -> tuple[np.ndarray, np.ndarray]:
         """The (cumulative, instantaneous) index arrays of a read (only the fallback needs
@@ -351,6 +376,18 @@ class ReadStatistics:
                 self.fallbacks += 1
                 chosen = values[REGIONS[name][cells]]
                 stats[8 + i] = float(np.median(chosen)) if chosen.size else float("nan")
+        base = 8 + len(REGION_NAMES)
+        for i, name in enumerate(MEAN_REGIONS):
+            if not ok[base + i]:
+                self.fallbacks += 1
+                stats[base + i] = _window_mean(values[REGIONS[name][cells]], stats, p.clip_sigma)
+
+
+def _window_mean(values: np.ndarray, sky: list, clip_sigma: float) -> float:
+    """Mean of ``values`` within the sky's clipping window (clipped median ± clip_sigma·σ)."""
+    median, sigma = sky[SKY_FIELDS.index("median")], sky[SKY_FIELDS.index("sigma")]
+    inside = values[np.abs(values - median) <= clip_sigma * sigma]
+    return float(inside.mean()) if inside.size else float("nan")
 
 
 def _inst_values(sci, prev, g, g_prev, inv_dt) -> np.ndarray:
@@ -359,6 +396,14 @@ def _inst_values(sci, prev, g, g_prev, inv_dt) -> np.ndarray:
     if g_prev == 0:
         return (s * g) * inv_dt
     return (s * g - prev[BORDER:-BORDER, BORDER:-BORDER] * g_prev) * inv_dt
+
+
+def _thread_cache(local: threading.local) -> dict:
+    """The calling thread's own cache dictionary in ``local``."""
+    cache = getattr(local, "cache", None)
+    if cache is None:
+        cache = local.cache = {}
+    return cache
 
 
 def _contiguous(array: np.ndarray, dtype) -> np.ndarray:
