@@ -23,6 +23,8 @@ create table if not exists reads (
     sky_nclip integer,
     left_median double,
     right_median double,
+    left_mean double,
+    right_mean double,
     quad_a_median double,
     quad_b_median double,
     quad_c_median double,
@@ -37,6 +39,8 @@ create table if not exists reads (
     inst_nclip integer,
     inst_left_median double,
     inst_right_median double,
+    inst_left_mean double,
+    inst_right_mean double,
     inst_quad_a_median double,
     inst_quad_b_median double,
     inst_quad_c_median double,
@@ -46,3 +50,9 @@ create table if not exists reads (
     n_nan integer,
     primary key (rootname, sampnum)
 );
+-- the box means (scan algorithm 2): absent from the reads of catalogs scanned before them; a
+-- rescan (automatic: the scan parameters' digest changed) fills them
+alter table reads add column if not exists left_mean double;
+alter table reads add column if not exists right_mean double;
+alter table reads add column if not exists inst_left_mean double;
+alter table reads add column if not exists inst_right_mean double;

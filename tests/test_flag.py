@@ -243,17 +243,18 @@ def test_ibohbfb9q_worked_example(tmp_path) -> None:
     assert b9q["excess"] == pytest.approx(2.13 - 0.42)
     assert b9q["ratio"] == pytest.approx(2.13 / 0.42)  # ≈ 5.1: the "factor of 2" rule holds
     assert b9q["rate_median"] == pytest.approx(0.55)
-    assert b9q["n_used"] == 15  # full frame: even read 1 (2.9 s) has a precise median
+    assert b9q["n_used"] == 15  # full frame: even read 1 (2.9 s) has a precise mean
     assert b7q["verdict"] == "linear" and b7q["excess"] == pytest.approx(0.0)
     assert b7q["chi2_dof"] == pytest.approx(0.0, abs=1e-9)
     assert b9q["score"] > b7q["score"] == 0.0
 
 
 def test_chi2_of_a_constant_rate_with_noise(tmp_path) -> None:
-    """A constant rate plus Gaussian noise at the stated per-read errors gives χ²/dof ≈ 1."""
+    """A constant rate plus Gaussian noise at the stated per-read errors (of a clipped mean of
+    ``npix`` values) gives χ²/dof ≈ 1."""
     rng = np.random.default_rng(3)
     n, npix, sigma = 400, 10_000, 1.0
-    err = np.sqrt((1.2533 * sigma) ** 2 / npix + 0.005**2)
+    err = np.sqrt(sigma**2 / npix + 0.005**2)
     rates = 0.5 + rng.normal(0, err, (n, 15))
     catalog = tmp_path / "chi2.duckdb"
     write_synthetic_catalog(catalog, rates, sigma=sigma, npix=npix)

@@ -205,6 +205,45 @@ def test_region_medians_match_numpy() -> None:
     assert row["left_median"] - row["right_median"] == pytest.approx(0.3, abs=0.01)
 
 
+def _window_mean(values: np.ndarray, row: dict, prefix: str = "sky_") -> float:
+    """The box-mean definition: the mean of the box's sky pixels within the read's clipping
+    window (clipped median ± 3σ)."""
+    centre, sigma = row[f"{prefix}median"], row[f"{prefix}sigma"]
+    return float(values[np.abs(values - centre) <= 3 * sigma].mean())
+
+
+def test_box_means_match_numpy_within_the_clipping_window() -> None:
+    rng = np.random.default_rng(19)
+    sci = sky_read(rng, (266, 266))
+    sci[:, :133] += 0.05  # a little scattered light on the left half
+    sci[100, 20] = 50.0  # a cosmic ray in the left box: outside the window, not in the mean
+    row, _ = measure(sci)
+    cells = cell_map(266, 266)
+    for name in ("left", "right"):
+        chosen = science(sci)[REGIONS[name][cells]]
+        expected = _window_mean(chosen.astype(np.float64), row)
+        assert row[f"{name}_mean"] == pytest.approx(expected, abs=0.01 * 0.04), name
+    assert row["left_mean"] - row["right_mean"] == pytest.approx(0.05, abs=0.01)
+
+
+def test_box_means_do_not_snap_to_the_digitisation_comb() -> None:
+    """r_k of a short read is whole DN × gain / Δt: a comb of 0.8 e⁻/s steps under ≈ 7 e⁻/s
+    of read noise. A median lands on one tooth of the comb; the mean recovers the rate."""
+    rng = np.random.default_rng(23)
+    gain, dt, rate = 2.35, 2.93, 0.46
+    shape = (522, 522)
+    prev = np.full(shape, 10.0, np.float32)  # cumulative rate at t_prev (flat, no noise)
+    dn = np.round(rng.normal(rate * dt / gain, 8.0, shape))  # whole DN in the interval
+    t_prev, t = 100.0, 100.0 + dt
+    sci = ((prev * t_prev + dn * gain) / t).astype(np.float32)
+    row, _ = measure(sci, prev=prev, t=t, t_prev=t_prev)
+    err = row["inst_sigma"] / np.sqrt(row["inst_nclip"])
+    assert abs(row["inst_mean"] - rate) < 4 * err
+    assert abs(row["inst_median"] - rate) > 10 * err  # the median sits on a tooth
+    for name in ("left", "right"):
+        assert abs(row[f"inst_{name}_mean"] - rate) < 4 * err * np.sqrt(1014 / 200)
+
+
 def test_spread_beyond_the_histogram_falls_back_to_exact_numbers() -> None:
     rng = np.random.default_rng(10)
     sci = sky_read(rng, (138, 138), sigma=0.01)
@@ -214,6 +253,8 @@ def test_spread_beyond_the_histogram_falls_back_to_exact_numbers() -> None:
     ref = reference_stats(science(sci).ravel())
     assert row["sky_median"] == pytest.approx(ref["median"], rel=1e-9)
     assert row["sky_p16"] == pytest.approx(ref["p16"], rel=1e-9)
+    left = science(sci)[REGIONS["left"][cell_map(138, 138)]].astype(np.float64)
+    assert row["left_mean"] == pytest.approx(_window_mean(left, row), rel=1e-6)
 
 
 def test_empty_sky_gives_null_statistics_not_errors() -> None:

@@ -90,6 +90,8 @@ def write_synthetic_catalog(
         "inst_nclip": np.full(n * k, npix, dtype=np.int32),
         "inst_left_median": left.ravel(),
         "inst_right_median": right.ravel(),
+        "inst_left_mean": left.ravel(),
+        "inst_right_mean": right.ravel(),
     })  # fmt: skip
     with Catalog(path) as catalog:
         catalog.con.execute("begin transaction").fetchall()
