@@ -167,6 +167,22 @@ def test_real_gz_reads_like_plain(real_data: Path, tmp_path: Path) -> None:
     np.testing.assert_array_equal(read_ima(gz).sci, read_ima(real_data / "ibxy07p9q_ima.fits").sci)
 
 
+def test_scaled_integer_dq_reads_like_plain(real_data: Path, tmp_path: Path) -> None:
+    """A DQ written as uint16 (BITPIX 16 with BZERO 32768, as some tools write unsigned data)
+    cannot be memory-mapped by astropy: it is read without the map, bits unchanged."""
+    scaled = tmp_path / "ibxy01z8q_ima.fits"
+    with fits.open(real_data / "ibxy01z8q_ima.fits") as hdul:
+        copy = fits.HDUList([hdu.copy() for hdu in hdul])
+    for hdu in copy:
+        if hdu.name == "DQ" and hdu.data is not None:
+            hdu.data = hdu.data.astype(np.uint16)  # same bits, now unsigned
+    copy.writeto(scaled)
+    assert fits.getheader(scaled, ("DQ", 1))["BZERO"] == 32768
+    plain, ours = read_ima(real_data / "ibxy01z8q_ima.fits"), read_ima(scaled)
+    np.testing.assert_array_equal(ours.dq, plain.dq)
+    np.testing.assert_array_equal(ours.sci, plain.sci)
+
+
 # ---------------------------------------------------------------------------------------------
 # Writing like calwf3
 

@@ -116,6 +116,19 @@ def _reason(exc: BaseException) -> str:
     return text[:120]
 
 
+def _pixels(hdu: fits.ImageHDU, path: Path) -> np.ndarray | None:
+    """``hdu.data``. astropy will not scale integers (BZERO/BSCALE: a DQ written as uint16, the
+    DN of a RAW) out of a memory map; those HDUs are read again without one."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # astropy's BZERO/uint notes on RAW data
+        try:
+            return hdu.data
+        except ValueError:
+            pass
+        with fits.open(path, memmap=False) as hdul:
+            return hdul[hdu.name, hdu.ver].data
+
+
 def _expand(hdu: fits.ImageHDU, name: str, path: Path) -> np.ndarray:
     """Pixel array of one extension, expanding hstio's header-only constant arrays."""
     header = hdu.header
@@ -129,9 +142,7 @@ def _expand(hdu: fits.ImageHDU, name: str, path: Path) -> np.ndarray:
             ) from None
         dtype = np.uint16 if name == "DQ" else np.dtype(DISK_DTYPES[name]).newbyteorder("=")
         return np.broadcast_to(np.asarray(value).astype(dtype), shape)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # astropy's BZERO/uint notes on RAW data
-        data = hdu.data
+    data = _pixels(hdu, path)
     if data is None:
         raise InputFileError(path, f"{name},{header.get('EXTVER')} has no data")
     # np.array copies exactly once: big-endian disk data -> native, detached from the memmap
@@ -302,7 +313,7 @@ class MultiAccumFile:
             if hdu.header.get("NAXIS", 0) == 0:
                 target[k] = _expand(hdu, name, self.path).astype(target.dtype)
                 continue
-            data = hdu.data
+            data = _pixels(hdu, self.path)
             if data is None or data.shape != self.shape:
                 raise InputFileError(self.path, f"{name} of read {k} has no data of SCI's shape")
             np.copyto(target[k], data, casting="unsafe")
