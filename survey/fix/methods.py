@@ -9,7 +9,9 @@ their own rate. The zeroth read is untouched.
 **pop-reads**: a read interval k (t_{k−1}, t_k] marked by scattered light is removed from the
 ramp: C'_j = C_j − Σ_{popped i ≤ j} (C_i − C_{i−1}), t'_j = t_j − Σ_{popped i ≤ j} Δt_i, and the
 popped reads (now duplicates of their predecessors) are dropped. The exposure time shrinks by
-Σ Δt of the popped intervals; the ramp of the remaining reads is then fitted normally.
+Σ Δt of the popped intervals; the ramp of the remaining reads is then fitted normally. ERR is
+propagated honestly (:func:`popped_variance`): the popped intervals' Poisson variance leaves,
+the read noise of the reads that bound each popped run enters.
 
 **last-minus-first**: per pixel (C_L − C_0)/(t_L − t_0) with C_0 ≡ 0 the zeroth read and L the
 last read before saturation; cosmic rays are *not* removed (left for AstroDrizzle).
@@ -34,6 +36,7 @@ __all__ = [
     "lr_excess",
     "measure_skies",
     "pop_reads",
+    "popped_variance",
 ]
 
 
@@ -137,6 +140,41 @@ def popped_reads(
     return marked
 
 
+def popped_variance(ramp: Ramp, popped: np.ndarray) -> np.ndarray:
+    """Var(C'_k) (e⁻² or DN², as the IMA) of every read after popping (module docstring).
+
+    In calwf3's noise model Var(C_k) = (ERR_k·t_k)² = R² + P_k (CDS read noise R, Poisson
+    variance P_k of the counts since the zeroth read), so Var(C_i) − Var(C_{i−1}) is the
+    Poisson variance of interval i and R cancels (for i = 1: Var(C_1) − R²). C'_k keeps the
+    Poisson variance of the kept intervals only; its read noise grows by R² (two more reads of
+    R²/2) for every popped run of intervals a..b with a > 1 (reads a−1 and b enter; a run
+    from interval 1 replaces the zeroth read by read b, no change). The result is floored at
+    its read-noise part.
+    """
+    popped = np.asarray(popped, dtype=bool).copy()
+    popped[0] = False
+    t = ramp.samptime.astype(np.float64)
+    var = np.square(ramp.err.astype(np.float64) * t[:, None, None])
+    rn2 = np.square(_readnoise_units(ramp))
+    step = np.diff(var, axis=0, prepend=np.zeros_like(var[:1]))
+    step[1] = var[1] - rn2  # C_0 ≡ 0: Var(C_1) − R² is interval 1's Poisson variance
+    step[~popped] = 0.0
+    starts = popped & ~np.concatenate(([False], popped[:-1]))
+    runs = np.cumsum(starts & (np.arange(ramp.nsamp) > 1))  # runs ended by read k if k is kept
+    floor = (1.0 + runs[:, None, None]) * rn2
+    floor[0] = 0.0
+    return np.maximum(var - np.cumsum(step, axis=0) + runs[:, None, None] * rn2, floor)
+
+
+def _readnoise_units(ramp: Ramp) -> np.ndarray:
+    """Per-pixel CDS read noise in the IMA's units (e⁻, or DN for COUNTS/S)."""
+    from ..fit import _readnoise
+    from ..wfc3ir.detector import MEAN_GAIN
+
+    noise = _readnoise(ramp)
+    return noise / MEAN_GAIN if ramp.meta.bunit.upper().startswith("COUNTS") else noise
+
+
 def pop_reads(ramp: Ramp, popped: np.ndarray) -> Ramp:
     """The ramp with the ``popped`` intervals cut out (module docstring); headers updated."""
     popped = np.asarray(popped, dtype=bool)
@@ -153,8 +191,8 @@ def pop_reads(ramp: Ramp, popped: np.ndarray) -> Ramp:
     new_t = (t - removed_time)[keep]
     safe_t = np.where(new_t > 0, new_t, 1.0)[:, None, None]
     sci = np.where(new_t[:, None, None] > 0, new_counts / safe_t, 0.0).astype(np.float32)
-    err_counts = ramp.err.astype(np.float64) * t[:, None, None]
-    err = np.where(new_t[:, None, None] > 0, err_counts[keep] / safe_t, ramp.err[keep])
+    var = popped_variance(ramp, popped)[keep]
+    err = np.where(new_t[:, None, None] > 0, np.sqrt(var) / safe_t, ramp.err[keep])
     n = int(keep.sum())
     shape = (n, *ramp.shape)
     headers = []

@@ -1,17 +1,25 @@
 """Fix many exposures: choose each one's method, run them (in parallel), collect results.
 
-Workers only compute and write their own output files; the caller (the main process) is the
-catalog's single writer. One failing exposure becomes a ``failed`` result and the rest go on.
+Workers (a local process pool or a Dask cluster, :mod:`survey.distributed`) only compute and
+write their own output files; the caller (the main process) is the catalog's single writer.
+One failing exposure becomes a ``failed`` result and the rest go on.
+
+An IMA catalogued from an fsspec URL (``survey scan s3://…``) is stream-copied, with its
+archive FLT, to a temporary directory on the worker, fixed from there and deleted; the
+outputs go to ``out_dir``, which every worker must be able to write (shared storage).
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from ..distributed import Executor, run_each
 from ..errors import SurveyError
+from ..scan.files import fetch, is_url, url_error, url_filesystem
 from .catalog import Target
 from .exposure import FixParameters, FixRefusedError, FixResult, fix_exposure
 
@@ -54,17 +62,41 @@ def _failed(job: Job, status: str, message: str) -> FixResult:
     return FixResult(job.target.rootname, status, job.params, job.target.path, message=message)
 
 
+@contextlib.contextmanager
+def _local_inputs(target: Target) -> Iterator[tuple[str, str | None]]:
+    """(IMA, archive FLT or None) as local files: as given, or for URLs temporary copies."""
+    if not is_url(target.path):
+        archive = target.flt_path
+        yield target.path, archive if archive and Path(archive).exists() else None
+        return
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="survey-fix-") as tmp:
+        ima = _fetch_url(target.path, Path(tmp))
+        if ima is None:
+            raise url_error(target.path, "no such file")
+        flt = _fetch_url(target.flt_path, Path(tmp)) if target.flt_path else None
+        yield str(ima), str(flt) if flt else None
+
+
+def _fetch_url(url: str, directory: Path) -> Path | None:
+    """A temporary local copy of the file at ``url`` (None if there is none)."""
+    fs, path = url_filesystem(url)
+    try:
+        return fetch(fs, path, directory) if fs.isfile(path) else None
+    except OSError as exc:
+        raise url_error(url, f"cannot fetch the file ({exc})") from None
+
+
 def run_one(job: Job, out_dir: str, overwrite: bool) -> FixResult:
     """Fix one exposure; every problem becomes a result (never raises)."""
     if job.refusal:
         return _failed(job, "refused", job.refusal)
     try:
-        archive = job.target.flt_path
-        if archive and not Path(archive).exists():
-            archive = None
-        return fix_exposure(
-            job.target.path, out_dir, job.params, overwrite=overwrite, archive_flt=archive
-        )
+        with _local_inputs(job.target) as (ima, archive):
+            result = fix_exposure(ima, out_dir, job.params, overwrite=overwrite,
+                                  archive_flt=archive)  # fmt: skip
+        return replace(result, ima_in=job.target.path)
     except FixRefusedError as exc:
         return _failed(job, "refused", str(exc))
     except SurveyError as exc:
@@ -74,19 +106,27 @@ def run_one(job: Job, out_dir: str, overwrite: bool) -> FixResult:
         return _failed(job, "failed", message)
 
 
-def run_jobs(
-    jobs: list[Job], out_dir: str | Path, *, overwrite: bool = False, n_jobs: int = 1
-) -> Iterator[FixResult]:
-    """Yield one result per job (completion order with ``n_jobs`` > 1)."""
-    out = str(out_dir)
-    if n_jobs <= 1 or len(jobs) <= 1:
-        for job in jobs:
-            yield run_one(job, out, overwrite)
-        return
-    import multiprocessing
+def _lost(job: Job, exc: BaseException) -> FixResult:
+    """The result of a job whose worker failed outside :func:`run_one` (killed, say)."""
+    message = f"{type(exc).__name__}: {exc}".strip().splitlines()[0][:200]
+    return _failed(job, "failed", f"the worker failed ({message})")
 
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=n_jobs, mp_context=context) as pool:
-        futures = [pool.submit(run_one, job, out, overwrite) for job in jobs]
-        for future in as_completed(futures):
-            yield future.result()
+
+def run_jobs(
+    jobs: list[Job],
+    out_dir: str | Path,
+    *,
+    overwrite: bool = False,
+    n_jobs: int = 1,
+    dask: str | None = None,
+) -> Iterator[FixResult]:
+    """Yield one result per job (completion order with ``n_jobs`` > 1 or on Dask).
+
+    ``dask``: ``local`` (a LocalCluster of ``n_jobs`` processes) or a scheduler address;
+    :class:`~survey.distributed.ClusterError` if it is malformed or unreachable."""
+    executor = Executor(jobs=n_jobs, dask=dask)
+    if dask is not None:  # workers elsewhere do not share this process's working directory
+        out_dir = Path(out_dir).absolute()
+    work = functools.partial(run_one, out_dir=str(out_dir), overwrite=overwrite)
+    for _, result in run_each(work, jobs, executor, on_error=_lost):
+        yield result

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from .. import __version__
 from ..atomic import atomic_output, check_writable
 from ..errors import SurveyError
-from .files import FileInfo
+from .files import FileInfo, still_exists
 from .params import ScanParameters
 
 if TYPE_CHECKING:
@@ -208,7 +208,7 @@ class Catalog:
     def _write_rows(self, result, info, exposure, rootname, batches) -> str | None:
         path = info.path
         other = self._owner.get(rootname)
-        duplicate = other is not None and other != path and Path(other).exists()
+        duplicate = other is not None and other != path and still_exists(other)
         notes = {p: (kind, message) for p, kind, message in result.notes}
         flt = exposure.get("flt_path")
         self.con.execute("begin transaction").fetchall()

@@ -22,7 +22,7 @@ __all__ = ["scan"]
         "--overwrite); 130 interrupted (files already written stay)."
     ),
 )
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, required=True)
 @click.option(
     "--catalog",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -37,6 +37,15 @@ __all__ = ["scan"]
     default=None,
     help="Worker processes (default: all cores); with 1 the scan runs in this process, "
     "sharing each read with a helper thread when a core is free. Results do not depend on it.",
+)
+@click.option(
+    "--dask",
+    "dask",
+    metavar="local|ADDRESS",
+    default=None,
+    help="Run the per-file work on a Dask cluster: 'local' starts a LocalCluster of --jobs "
+    "processes; tcp://host:port connects to a running scheduler. Every worker must read the "
+    "PATHS at the same path or URL; this process alone writes the catalog.",
 )
 @click.option(
     "--rescan",
@@ -57,22 +66,24 @@ __all__ = ["scan"]
     help="Replace existing Parquet files in the --export-parquet directory.",
 )
 def scan(
-    paths: tuple[Path, ...],
+    paths: tuple[str, ...],
     catalog: Path,
     jobs: int | None,
+    dask: str | None,
     rescan: bool,
     export_parquet: Path | None,
     overwrite: bool,
 ) -> None:
     """Per-read sky statistics of every IMA under PATHS into a DuckDB catalog.
 
-    PATHS are IMA files or directories, searched recursively for *_ima.fits and
-    *_ima.fits.gz. For each IMA the catalog gets one `exposures` row (header facts, whether
-    the flatten-ramp correction applies, FLT/RAW/ASN files beside it and the archive FLT's sky
-    statistics) and one `reads` row per read after the zeroth: times, the exact pstat-style
-    median (median_rate), the DQ- and source-masked sky statistics of the cumulative rate and
-    of the per-pixel instantaneous rate, and box and quadrant medians. The view
-    `interval_rates` gives ΔC/Δt per read interval. Columns and units: sql/README.md.
+    PATHS are IMA files or directories, searched recursively for *_ima.fits and *_ima.fits.gz:
+    local paths or fsspec URLs (s3://bucket/prefix, gs://…, file://…; the protocol's package,
+    such as s3fs, must be installed). For each IMA the catalog gets one `exposures` row (header
+    facts, whether the flatten-ramp correction applies, FLT/RAW/ASN files beside it and the
+    archive FLT's sky statistics) and one `reads` row per read after the zeroth: times, the
+    exact pstat-style median (median_rate), the DQ- and source-masked sky statistics of the
+    cumulative rate and of the per-pixel instantaneous rate, and box and quadrant medians. The
+    view `interval_rates` gives ΔC/Δt per read interval. Columns and units: sql/README.md.
 
     Unchanged files are skipped (size, modification time, content fingerprint); each file is
     written in one transaction, so an interrupted scan resumes where it stopped. A file that
@@ -90,6 +101,7 @@ def scan(
         paths,
         catalog=catalog,
         jobs=jobs,
+        dask=dask,
         rescan=rescan,
         export_parquet=export_parquet,
         overwrite=overwrite,

@@ -1,26 +1,48 @@
 """Scan many IMAs into a catalog: decide what to scan, compute in parallel, write in order.
 
 One process writes (DuckDB allows one writer per file); with ``jobs > 1`` worker processes
-(started with ``spawn``, so no DuckDB or thread state is forked) only compute. Results are
-written in the sorted order of the files, whatever order the workers finish in, so a scan
-with ``--jobs 2`` produces the same catalog as ``--jobs 1``. Each file is one transaction:
-a scan killed at any moment leaves complete files only, and the next scan resumes with the
-files whose rows are missing or stale.
+(started with ``spawn``, so no DuckDB or thread state is forked), or the workers of a Dask
+cluster (``dask``, see :mod:`survey.distributed`), only compute. Results are written in the
+sorted order of the files, whatever order the workers finish in, so a scan with ``--jobs 2``
+or on Dask produces the same catalog as ``--jobs 1``.
+
+fsspec URLs (``s3://…``) are scanned by the worker that gets them: the IMA and its FLT are
+stream-copied to a temporary directory on the worker, measured there with the local reader,
+and deleted; the catalog records the URLs (the FLT/RAW/ASN beside it too).
+
+Each file is one transaction: a scan killed at any moment leaves complete files only, and the
+next scan resumes with the files whose rows are missing or stale.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import posixpath
+import re
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from itertools import repeat
 from pathlib import Path
 
+from ..distributed import Executor, run_each
 from ..errors import InputFileError
 from .catalog import Catalog, check_export
-from .files import FileInfo, discover, file_info, is_ima_name
+from .files import (
+    FileInfo,
+    discover,
+    fetch,
+    file_info,
+    ima_stem,
+    is_ima_name,
+    is_url,
+    name_of,
+    remote_infos,
+    remote_neighbour,
+    url_error,
+    url_filesystem,
+)
 from .params import ScanParameters
 
 __all__ = ["ScanSummary", "default_jobs", "scan_paths"]
@@ -92,6 +114,8 @@ def _work(path: str, params: ScanParameters, threads: int = 1) -> tuple:
     from .measure import measure_exposure
 
     try:
+        if is_url(path):
+            return ("ok", _measure_url(path, params, threads))
         return ("ok", measure_exposure(path, params, threads=threads))
     except InputFileError as exc:
         return ("input", exc.problem, "")
@@ -100,29 +124,71 @@ def _work(path: str, params: ScanParameters, threads: int = 1) -> tuple:
         return ("internal", f"{message} (unexpected: please report it)", traceback.format_exc())
 
 
-def _compute(paths: Sequence[str], jobs: int, params: ScanParameters) -> Iterator[tuple]:
+_ASN_ID = re.compile(r"^[a-z0-9]{9}$")
+
+
+def _measure_url(url: str, params: ScanParameters, threads: int):
+    """Scan the IMA at an fsspec URL from a temporary local copy of it and its FLT (deleted
+    after); the result names the remote files, never the temporary ones."""
+    import tempfile
+
+    from .measure import measure_exposure
+
+    fs, path = url_filesystem(url)
+    parent, stem = posixpath.dirname(path), ima_stem(path)
+    with tempfile.TemporaryDirectory(prefix="survey-scan-") as tmp:
+        try:
+            local = fetch(fs, path, Path(tmp))
+            flt = remote_neighbour(fs, parent, stem, "flt")
+            if flt is not None:
+                fetch(fs, flt, Path(tmp))
+        except OSError as exc:
+            raise url_error(url, f"cannot fetch the file ({exc})") from None
+        result = measure_exposure(local, params, threads=threads)
+    copies = {str(Path(tmp) / posixpath.basename(p)): p for p in (path, flt) if p}
+    _name_remote_files(result, fs, copies, parent, stem)
+    return result
+
+
+def _name_remote_files(result, fs, copies: dict[str, str], parent: str, stem: str) -> None:
+    """Put the URLs of the remote FLT/RAW/ASN into ``result`` in place of local copies."""
+    row = result.exposure
+    flt = copies.get(row["flt_path"]) if row["flt_path"] else None
+    raw = remote_neighbour(fs, parent, stem, "raw")
+    asn_id = str(row.get("asn_id") or "").lower()
+    asn = remote_neighbour(fs, parent, asn_id, "asn") if _ASN_ID.match(asn_id) else None
+    for key, found in (("flt_path", flt), ("raw_path", raw), ("asn_path", asn)):
+        row[key] = fs.unstrip_protocol(found) if found else None
+    result.notes = [
+        (fs.unstrip_protocol(copies[p]) if p in copies else p, kind, message)
+        for p, kind, message in result.notes
+    ]
+
+
+def _lost(path: str, exc: BaseException) -> tuple:
+    """The outcome of a file whose worker failed outside :func:`_work` (killed, say)."""
+    message = f"{type(exc).__name__}: {exc}".strip().splitlines()[0][:200]
+    return ("internal", f"the worker failed ({message})", "")
+
+
+def _compute(paths: Sequence[str], executor: Executor, params: ScanParameters) -> Iterator[tuple]:
     """Outcomes of :func:`_work`, in the order of ``paths``."""
-    if jobs <= 1 or len(paths) <= 1:
+    if executor.dask is None and (executor.jobs <= 1 or len(paths) <= 1):
         # one process: let a helper thread share each read's pixel passes if a core is free
         threads = 2 if default_jobs() >= 2 else 1
         for path in paths:
             yield _work(path, params, threads)
         return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    context = multiprocessing.get_context("spawn")
-    workers = min(jobs, len(paths))
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker) as pool:
-        try:
-            yield from pool.map(_work, paths, repeat(params), chunksize=1)
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+    work = functools.partial(_work, params=params)
+    outcomes = run_each(
+        work, paths, executor, on_error=_lost, initializer=_init_worker, ordered=True
+    )
+    for _, outcome in outcomes:
+        yield outcome
 
 
 def _plan(
-    files: list[Path],
+    files: list[Path | str],
     catalog: Catalog,
     params: ScanParameters,
     rescan: bool,
@@ -133,14 +199,17 @@ def _plan(
     states = catalog.file_states()
     digest = params.digest()
     todo = []
+    remote = remote_infos([f for f in files if isinstance(f, str)])
     for path in files:
         try:
-            info = file_info(path)
+            info = remote[path] if isinstance(path, str) else file_info(path)
+            if isinstance(info, OSError):
+                raise info
         except OSError as exc:
-            message = f"cannot read the file ({exc.strerror})"
+            message = f"cannot read the file ({exc.strerror or exc})"
             _fail(catalog, summary, report, str(path), "input", message)
             continue
-        if not is_ima_name(path.name):
+        if not is_ima_name(name_of(path)):
             message = "not an IMA (expected a name ending in _ima.fits or _ima.fits.gz)"
             _fail(catalog, summary, report, info.path, "input", message, info)
             continue
@@ -164,6 +233,7 @@ def scan_paths(
     *,
     catalog: str | Path = "survey.duckdb",
     jobs: int | None = None,
+    dask: str | None = None,
     rescan: bool = False,
     export_parquet: str | Path | None = None,
     overwrite: bool = False,
@@ -174,18 +244,23 @@ def scan_paths(
 ) -> ScanSummary:
     """Scan the IMAs under ``paths`` into the DuckDB ``catalog``; see ``survey scan --help``.
 
+    PATHS may be local paths or fsspec URLs. ``dask`` runs the per-file work on a Dask
+    cluster: ``local`` (a LocalCluster of ``jobs`` processes) or a scheduler address; every
+    worker must be able to read the inputs at the same path or URL.
     ``report`` receives one line per failed file (default: the log). ``freeze_gc`` freezes the
     objects alive now out of the garbage collector's way (:func:`gc.freeze`), worth ~10% of
     an in-process scan; the command does it (its process ends with the scan), workers always
     do it. Raises
     :class:`~survey.errors.InputFileError` for a missing path, ``OutputExistsError`` for an
-    export file that exists (checked before scanning) and ``CatalogError``.
+    export file that exists (checked before scanning), ``CatalogError`` and
+    :class:`~survey.distributed.ClusterError` (a bad address, an unreachable scheduler).
     """
     params = params or ScanParameters()
     jobs = default_jobs() if jobs is None else max(1, int(jobs))
+    executor = Executor(jobs=jobs, dask=dask)  # a bad address fails here, before any work
     report = report or log.warning
     export_dir = Path(export_parquet) if export_parquet is not None else None
-    files = discover([Path(p) for p in paths])
+    files = discover([p if is_url(p) else Path(p) for p in paths])
     if freeze_gc:
         _freeze_gc()
     check_export(export_dir, overwrite=overwrite)
@@ -199,7 +274,7 @@ def scan_paths(
                 advance()
 
             with _Writer(store) as writer:  # writes overlap the next computation
-                outcomes = _compute([info.path for _, info in todo], jobs, params)
+                outcomes = _compute([info.path for _, info in todo], executor, params)
                 for (_, info), outcome in zip(todo, outcomes, strict=True):
                     writer.put(info, outcome)
         cat.set_last_scan(params)
