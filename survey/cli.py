@@ -306,11 +306,14 @@ def _describe(exposure) -> str:
 
 
 # The command modules import only click; their work is imported lazily.
+from .demo_command import demo  # noqa: E402
+from .fetch.command import fetch  # noqa: E402
 from .fix.command import fix  # noqa: E402
 from .flag.command import flag, sql  # noqa: E402
+from .report.command import report  # noqa: E402
 from .scan.command import scan  # noqa: E402
 
-for _command in (scan, flag, sql, fix):
+for _command in (fetch, scan, flag, sql, fix, report, demo):
     cli.add_command(_command)
 
 

@@ -2,7 +2,9 @@
 
 Reads ``exposures`` (paths, applicability) and, if ``survey flag`` ran, ``flags`` (verdicts);
 writes one row per handled exposure into ``fixes`` (``sql/005_fixes.sql``, created by the
-catalog layer whenever a catalog opens). Values are bound parameters.
+catalog layer whenever a catalog opens) and, for a fixed one, its sky histograms and cutouts
+into ``fix_images`` (``sql/006_fix_images.sql``, for ``survey report``). Values are bound
+parameters.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 from .. import __version__
 from ..errors import SurveyError
 
-__all__ = ["FIX_VERDICTS", "Target", "open_catalog", "select_targets", "write_fix"]
+__all__ = ["FIX_VERDICTS", "IMAGE_COLUMNS", "Target", "open_catalog", "select_targets", "write_fix"]
 
 #: Verdicts ``--flagged`` takes.
 FIX_VERDICTS = ("uniform-tvb", "spatial-tvb")
@@ -29,6 +31,16 @@ _INSERT = """
 insert or replace into fixes by name
 select * from fix_row
 """
+_DELETE_IMAGES = "delete from fix_images where rootname = $rootname"
+_INSERT_IMAGES = """
+insert into fix_images by name
+select * from images_row
+"""
+#: ``FixResult.row()`` keys that go to the table ``fix_images`` (sql/006_fix_images.sql).
+IMAGE_COLUMNS = (
+    "hist_lo", "hist_hi", "before_hist", "after_hist", "cutout_x0", "cutout_y0", "cutout_size",
+    "stretch_sigma", "before_png", "after_png",
+)  # fmt: skip
 
 
 class FixCatalogError(SurveyError):
@@ -83,15 +95,24 @@ def select_targets(con, rootnames: list[str], flagged: bool) -> list[Target]:
 
 
 def write_fix(con, row: dict) -> None:
-    """Store one ``FixResult.row()`` (replacing the exposure's previous row)."""
+    """Store one ``FixResult.row()`` (replacing the exposure's previous row): the ``fixes``
+    row, and its report images in ``fix_images`` (removed when the new attempt has none)."""
     import pyarrow as pa
 
-    full = dict(row, survey_version=__version__,
-                fixed_at=dt.datetime.now(dt.UTC).replace(tzinfo=None))  # fmt: skip
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    images = {k: row[k] for k in IMAGE_COLUMNS if k in row}
+    full = {k: v for k, v in row.items() if k not in IMAGE_COLUMNS}
+    full.update(survey_version=__version__, fixed_at=now)
     types = _arrow_types()
     schema = pa.schema([(name, types.get(name, pa.float64())) for name in full])
     fix_row = pa.Table.from_pylist([full], schema=schema)  # noqa: F841 (DuckDB finds it)
     con.execute(_INSERT).fetchall()
+    con.execute(_DELETE_IMAGES, {"rootname": full["rootname"]}).fetchall()
+    if images.get("after_png") is not None:
+        images.update(rootname=full["rootname"], survey_version=__version__, made_at=now)
+        schema = pa.schema([(name, types.get(name, pa.float64())) for name in images])
+        images_row = pa.Table.from_pylist([images], schema=schema)  # noqa: F841
+        con.execute(_INSERT_IMAGES).fetchall()
 
 
 def _arrow_types() -> dict:
@@ -107,6 +128,9 @@ def _arrow_types() -> dict:
         n_popped=pa.int32(), before_npix=pa.int32(), after_npix=pa.int32(),
         read_times=pa.list_(pa.float64()), read_sky=pa.list_(pa.float64()),
         read_offsets=pa.list_(pa.float64()), read_popped=pa.list_(pa.bool_()),
-        fixed_at=pa.timestamp("us"),
+        fixed_at=pa.timestamp("us"), made_at=pa.timestamp("us"),
+        before_hist=pa.list_(pa.int32()), after_hist=pa.list_(pa.int32()),
+        cutout_x0=pa.int32(), cutout_y0=pa.int32(), cutout_size=pa.int32(),
+        before_png=pa.binary(), after_png=pa.binary(),
     )  # fmt: skip
     return types

@@ -41,8 +41,25 @@ __all__ = ["fix"]
     type=click.Choice(["native", "calwf3"]),
     default="native",
     show_default=True,
-    help="native: survey's ramp fit (correct ERR); calwf3: hstcal's wf3ir.e/calwf3.e on "
-    "the flattened IMA (flatten only; needs them on PATH and $iref).",
+    help="native: survey's ramp fit (correct ERR); calwf3: hstcal's calwf3.e/wf3ir.e "
+    "(flatten only; needs them on PATH, and CRDS or $iref for the reference files).",
+)
+@click.option(
+    "--calwf3-input",
+    type=click.Choice(["auto", "raw", "ima"]),
+    default="auto",
+    show_default=True,
+    help="Engine calwf3: raw (the recipe: calwf3 on a copy of the RAW with CRCORR=OMIT), ima "
+    "(the archive IMA, flags reset) or auto (raw when <root>_raw.fits is beside the IMA).",
+)
+@click.option(
+    "--refs",
+    "references",
+    type=click.Choice(["auto", "crds", "iref"]),
+    default="auto",
+    show_default=True,
+    help="Engine calwf3: reference files from CRDS (best references, synced into CRDS_PATH) "
+    "or from $iref as the headers name them; auto: CRDS if a CRDS_* variable is set.",
 )
 @click.option(
     "--sky",
@@ -65,9 +82,18 @@ __all__ = ["fix"]
     show_default=True,
     help="Exposures fixed in parallel (processes).",
 )
+@click.option(
+    "--dask",
+    "dask",
+    metavar="local|ADDRESS",
+    default=None,
+    help="Fix on a Dask cluster: 'local' starts a LocalCluster of --jobs processes; "
+    "tcp://host:port connects to a running scheduler. Every worker must read the IMAs and "
+    "write OUT at the same paths; this process alone writes the catalog.",
+)
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
-def fix(rootnames, flagged, catalog, out_dir, method, engine, sky, region, n_jobs,
-        overwrite) -> None:  # fmt: skip
+def fix(rootnames, flagged, catalog, out_dir, method, engine, calwf3_input, references, sky,
+        region, n_jobs, dask, overwrite) -> None:  # fmt: skip
     """Correct flagged exposures: flatten-ramp (He I), pop-reads (scattered light) or
     last-minus-first, from the archive IMA, which is never modified.
 
@@ -86,7 +112,8 @@ def fix(rootnames, flagged, catalog, out_dir, method, engine, sky, region, n_job
     if not rootnames and not flagged:
         raise click.UsageError("name ROOTNAMEs or use --flagged")
     base = FixParameters(method="flatten" if method == "auto" else method, engine=engine,
-                         sky=sky, region=region)  # fmt: skip
+                         sky=sky, region=region, calwf3_input=calwf3_input,
+                         references=references)  # fmt: skip
     if engine == "calwf3":
         _require_calwf3()
     counts: dict[str, int] = {}
@@ -95,7 +122,7 @@ def fix(rootnames, flagged, catalog, out_dir, method, engine, sky, region, n_job
         if not jobs:
             click.echo("nothing to fix", err=True)
             return
-        results = run_jobs(jobs, out_dir, overwrite=overwrite, n_jobs=n_jobs)
+        results = run_jobs(jobs, out_dir, overwrite=overwrite, n_jobs=n_jobs, dask=dask)
         show = sys.stderr.isatty()
         with click.progressbar(length=len(jobs), label="fixing", file=sys.stderr,
                                hidden=not show) as bar:  # fmt: skip

@@ -18,10 +18,12 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
+from .. import __version__
 from ..atomic import atomic_output
 from ..errors import InputFileError, OutputExistsError, SurveyError
 from ..fit import flt_sci_header
 from ..provenance import stamp_header
+from ..skystats import sky_statistics
 from ..wfc3ir.dq import SDQFLAGS, SKY_BAD_BITS
 from ..wfc3ir.fitsio import FLTImage, read_flt, read_ima, safe_rootname, write_flt, write_ima
 from ..wfc3ir.model import Ramp
@@ -34,10 +36,11 @@ from .methods import (
     pop_reads,
     popped_reads,
 )
-from .sky import clipped_stats, get_estimator, parse_region
+from .sky import get_estimator, parse_region
 
 __all__ = [
     "ENGINES",
+    "FLT_SKY_KEYS",
     "METHODS",
     "FixError",
     "FixParameters",
@@ -49,6 +52,8 @@ __all__ = [
 ]
 
 METHODS = ("flatten", "pop-reads", "last-minus-first")
+#: Sky statistics stored per FLT as ``fixes.before_<key>``/``after_<key>`` (sql/README.md).
+FLT_SKY_KEYS = ("median", "sigma", "bimodality", "npix", "mean", "std")
 ENGINES = ("native", "calwf3")
 
 
@@ -70,18 +75,27 @@ class FixParameters:
     region: str | None = None
     lr_threshold: float = 0.1  #: e⁻/s, pop-reads: L − R of a scattered-light interval
     lr_ratio: float = 1.1  #: pop-reads: L / R of a scattered-light interval
+    calwf3_input: str = "auto"  #: engine calwf3: ``raw`` (the recipe), ``ima`` or ``auto``
+    references: str = "auto"  #: engine calwf3: ``crds``, ``iref`` or ``auto``
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise FixError(f"unknown method {self.method!r}; choose from {', '.join(METHODS)}")
         if self.engine not in ENGINES:
             raise FixError(f"unknown engine {self.engine!r}; choose from {', '.join(ENGINES)}")
+        for name, value, allowed in (
+            ("calwf3_input", self.calwf3_input, ("auto", "raw", "ima")),
+            ("references", self.references, ("auto", "crds", "iref")),
+        ):
+            if value not in allowed:
+                raise FixError(f"unknown {name} {value!r}; choose from {', '.join(allowed)}")
         get_estimator(self.sky)
         region = parse_region(self.region)
         object.__setattr__(self, "region", str(region) if region else None)
 
     def digest(self) -> str:
-        text = json.dumps(asdict(self), sort_keys=True)
+        """Parameters and tool version: a new release redoes what an older one fixed."""
+        text = json.dumps({**asdict(self), "survey_version": __version__}, sort_keys=True)
         return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
@@ -104,13 +118,20 @@ class FixResult:
     exptime: float | None = None
     before: dict[str, float | None] = field(default_factory=dict)
     after: dict[str, float | None] = field(default_factory=dict)
+    #: sky histograms and PNG cutouts for the report (``fix_images`` columns, see
+    #: :func:`survey.report.images.fix_images`); empty when there is no usable sky
+    images: dict[str, object] = field(default_factory=dict)
+    #: what the run resolved, added to the ``parameters`` JSON (engine calwf3:
+    #: ``calwf3_input`` = raw | archive-ima, ``crds_context``)
+    resolved: dict[str, object] = field(default_factory=dict)
 
     def row(self) -> dict[str, object]:
         p = self.params
         row = {
             "rootname": self.rootname, "status": self.status, "message": self.message or None,
             "method": p.method, "engine": p.engine, "sky_estimator": p.sky, "region": p.region,
-            "parameters": json.dumps(asdict(p), sort_keys=True), "params_digest": p.digest(),
+            "parameters": json.dumps({**asdict(p), **self.resolved}, sort_keys=True),
+            "params_digest": p.digest(),
             "ima_in": self.ima_in, "flt_out": self.flt_out, "ima_out": self.ima_out,
             "sky_level": self.level, "exptime": self.exptime,
             "n_popped": int(sum(self.popped)) if self.popped else None,
@@ -118,8 +139,9 @@ class FixResult:
             "read_offsets": self.offsets or None, "read_popped": self.popped or None,
         }  # fmt: skip
         for when, stats in (("before", self.before), ("after", self.after)):
-            for key in ("median", "sigma", "bimodality", "npix"):
+            for key in FLT_SKY_KEYS:
                 row[f"{when}_{key}"] = stats.get(key)
+        row.update(self.images)  # split off into `fix_images` by survey.fix.catalog.write_fix
         return row
 
 
@@ -183,20 +205,13 @@ def _refusal(ramp: Ramp, params: FixParameters) -> str | None:
 def flt_sky_stats(
     sci: np.ndarray, dq: np.ndarray, sources: np.ndarray | None
 ) -> dict[str, float | None]:
-    """Median, robust σ and bimodality (clipped mean − median)/σ of an FLT's sky pixels."""
+    """:func:`survey.skystats.sky_statistics` of an FLT's sky pixels (finite, DQ-good, outside
+    ``sources``): clipped median, robust σ, bimodality, and the notebook's mean and std within
+    median ± 0.5 e⁻/s."""
     bad = ((dq & SKY_BAD_BITS) != 0) | ~np.isfinite(sci)
     if sources is not None and sources.shape == sci.shape:
         bad |= sources
-    if bad.all():
-        return {"median": None, "sigma": None, "bimodality": None, "npix": 0}
-    stats = clipped_stats(sci, bad)
-    bimodality = (stats.mean - stats.median) / stats.sigma if stats.sigma > 0 else None
-    return {
-        "median": stats.median,
-        "sigma": stats.sigma,
-        "bimodality": bimodality,
-        "npix": int((~bad).sum()),
-    }
+    return sky_statistics(sci[~bad])
 
 
 def _fit(ramp: Ramp):
@@ -375,14 +390,11 @@ def fix_exposure(
     if plan.sources is None:
         plan = plan._replace(sources=exposure_source_mask(ramp))
     if params.engine == "calwf3":
-        from .calwf3 import flatten_with_calwf3
-
-        flt, ima_fixed, notes = flatten_with_calwf3(ramp, plan, out_dir, rootname)
-        none = np.zeros(ramp.nsamp, dtype=bool)
-        corrected = _Corrected(flt, ima_fixed, none, plan.offset, notes)
+        corrected, plan = _run_calwf3(ima, ramp, plan, params, out_dir, result)
     else:
         corrected = _apply(ramp, params, plan)
-    provenance = {"input": ima.name, **asdict(params), "sky_level": round(plan.level, 6)}
+    provenance = {"input": ima.name, **asdict(params), **result.resolved,
+                  "sky_level": round(plan.level, 6)}  # fmt: skip
     _finish_flt(corrected, params, provenance)
     corrected.ima.primary["CRCORR"] = corrected.flt.primary["CRCORR"]
     _stamp(corrected.ima.primary, params, provenance, corrected.notes)
@@ -401,13 +413,31 @@ def fix_exposure(
     result.exptime = float(corrected.flt.primary.get("EXPTIME", np.nan))
     result.after = flt_sky_stats(corrected.flt.sci, corrected.flt.dq, plan.sources)
     archive = Path(archive_flt) if archive_flt else find_archive_flt(ima)
+    before = None
     if archive is not None:
         try:
             before = read_flt(archive)
             result.before = flt_sky_stats(before.sci, before.dq, plan.sources)
         except SurveyError:
-            result.before = {}
+            before, result.before = None, {}
+    result.images = _report_images(before, corrected.flt, plan.sources, result)
     return result
+
+
+def _report_images(before: FLTImage | None, after: FLTImage, sources, result: FixResult):
+    """Sky histograms and cutouts for ``survey report`` (same sky pixels as the stats)."""
+    from ..report.images import fix_images
+
+    def bad(flt: FLTImage) -> np.ndarray:
+        mask = ((flt.dq & SKY_BAD_BITS) != 0) | ~np.isfinite(flt.sci)
+        if sources is not None and sources.shape == flt.sci.shape:
+            mask |= sources
+        return mask
+
+    return fix_images(
+        None if before is None else before.sci, after.sci,
+        None if before is None else bad(before), bad(after), result.before, result.after,
+    )  # fmt: skip
 
 
 def _rootname(ima: Path) -> str:
@@ -418,6 +448,23 @@ def _rootname(ima: Path) -> str:
     except (OSError, KeyError, IndexError) as exc:
         raise InputFileError(ima, f"cannot read its ROOTNAME ({exc})") from None
     return safe_rootname(value, ima)
+
+
+def _run_calwf3(ima: Path, ramp: Ramp, plan, params: FixParameters, out_dir: Path,
+                result: FixResult):  # fmt: skip
+    """Engine calwf3 (:mod:`survey.fix.calwf3`): its products and the skies it flattened."""
+    from .calwf3 import flatten_with_calwf3
+
+    run = flatten_with_calwf3(
+        ima, ramp, plan, out_dir, result.rootname, estimator=get_estimator(params.sky),
+        region=parse_region(params.region), calwf3_input=params.calwf3_input,
+        references=params.references,
+    )  # fmt: skip
+    result.resolved = {"calwf3_input": run.input}
+    if run.context:
+        result.resolved["crds_context"] = run.context
+    none = np.zeros(ramp.nsamp, dtype=bool)
+    return _Corrected(run.flt, run.ima, none, run.plan.offset, run.notes), run.plan
 
 
 def _require_calwf3() -> None:

@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+from typing import Protocol
 
 import numpy as np
 
 from ..errors import SurveyError
+from ..skystats import SkyStats, robust_stats
 
 __all__ = [
     "ESTIMATORS",
@@ -41,8 +42,6 @@ __all__ = [
     "source_mask",
 ]
 
-MAD_TO_SIGMA = 1.4826
-
 
 class SkyError(SurveyError):
     """A sky cannot be estimated (no usable pixel) or an option is malformed."""
@@ -53,13 +52,6 @@ class SkyEstimator(Protocol):
     uses_mask: bool
 
     def estimate(self, values: np.ndarray, mask: np.ndarray | None) -> float: ...
-
-
-class SkyStats(NamedTuple):
-    median: float
-    mean: float
-    sigma: float
-    npix: int
 
 
 def _usable(values: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
@@ -80,31 +72,10 @@ def clipped_stats(
     maxiters: int = 10,
     sample_size: int = 50_000,
 ) -> SkyStats:
-    """σ-clipped median, mean and robust σ (1.4826·MAD) of the unmasked finite values.
-
-    The clip limits (median ± ``nsigma``·σ, iterated until nothing changes) and σ come from a
-    regular sample of at most ``sample_size`` values (the error of the limits, ~σ/√n, is far
-    below the clip width); the median and mean are those of *every* value inside the limits.
-    """
-    data = _usable(values, mask).ravel()
-    step = max(1, data.size // sample_size)
-    kept = data[::step]
-    for _ in range(maxiters):
-        med = float(np.median(kept))
-        sigma = MAD_TO_SIGMA * float(np.median(np.abs(kept - med)))
-        if sigma == 0:
-            break
-        selected = kept[np.abs(kept - med) <= nsigma * sigma]
-        if selected.size == kept.size:
-            break
-        kept = selected
-    med = float(np.median(kept))
-    sigma = MAD_TO_SIGMA * float(np.median(np.abs(kept - med)))
-    if step > 1 and kept.size:
-        lo, hi = kept.min(), kept.max()
-        kept = data[(data >= lo) & (data <= hi)]
-        med = float(np.median(kept))
-    return SkyStats(med, float(kept.mean(dtype=np.float64)), sigma, int(kept.size))
+    """σ-clipped median, mean and robust σ (1.4826·MAD) of the unmasked finite values
+    (:func:`survey.skystats.robust_stats`); raises :class:`SkyError` if there is none."""
+    data = _usable(values, mask)
+    return robust_stats(data, nsigma=nsigma, maxiters=maxiters, sample_size=sample_size)
 
 
 @dataclass(frozen=True)
@@ -191,24 +162,20 @@ def source_mask(
 ) -> np.ndarray:
     """Sources of an exposure from its last read (e⁻/s, science area): True = source.
 
-    The image (bad pixels replaced by the median) is smoothed with a 3×3 box; pixels above
-    sky + ``nsigma``·noise (clipped median and robust σ of the smoothed good pixels) are
-    sources, grown by ``grow`` px (a (2·grow+1)² square). Cosmic rays in the read are caught
-    the same way.
+    The scan's mask (:func:`survey.scan.regions.source_mask`, one algorithm for both): the
+    3×3-smoothed read is thresholded ``nsigma``·noise above a *smooth local background*
+    (medians of small squares, interpolated), not above one global sky level, and the mask is
+    grown by ``grow`` px (a square). A global level would call the smoothly brighter left few
+    hundred columns of Earth-limb light "source" and leave pop-reads no left box. Cosmic rays
+    in the read are caught the same way.
     """
-    from scipy import ndimage
+    from ..scan.regions import MaskWorkspace
+    from ..scan.regions import source_mask as scan_source_mask
 
-    image = np.asarray(rate, dtype=np.float32)
-    usable = ~bad & np.isfinite(image)
-    if not usable.any():
+    image = np.ascontiguousarray(rate, dtype=np.float32)
+    good = np.ascontiguousarray(~np.asarray(bad, dtype=bool) & np.isfinite(image))
+    if not good.any():
         return np.zeros(image.shape, dtype=bool)
-    fill = float(np.median(image[usable][:: max(1, usable.sum() // 100_000)]))
-    image = np.where(usable, image, np.float32(fill))
-    smooth = ndimage.uniform_filter(image, size=3, mode="nearest")
-    step = max(1, int(np.sqrt(smooth.size / 40_000)))
-    sample = smooth[::step, ::step][usable[::step, ::step]]
-    stats = clipped_stats(sample)
-    hot = smooth > stats.median + nsigma * stats.sigma
-    if grow > 0:
-        hot = ndimage.maximum_filter(hot, size=2 * grow + 1, mode="constant")
-    return hot
+    work = MaskWorkspace.for_shape(image.shape)
+    found = scan_source_mask(image, good, sigma=nsigma, grow=grow, work=work)
+    return found.mask.astype(bool)  # a copy: the workspace is reused by the next call

@@ -15,12 +15,14 @@ from types import MappingProxyType
 from ..errors import SurveyError
 from ..wfc3ir.detector import SUBARRAY_SIZES
 from ..wfc3ir.sequences import MAX_NSAMP, SEQUENCES
+from .sky import TimeProfile
 
 __all__ = [
     "FILTERS",
     "HE_PROFILES",
     "OrbitConfig",
     "PhysicsConfig",
+    "PlantedCase",
     "ProgramConfig",
     "SceneConfig",
     "SimulationConfigError",
@@ -28,6 +30,8 @@ __all__ = [
 
 #: He I excess profiles the generator knows (``none`` = no excess).
 HE_PROFILES = ("none", "rising", "decaying", "step")
+#: Earth-limb light time shapes (it brightens toward occultation or fades after shadow exit).
+SCATTERED_PROFILES = ("none", "rising", "decaying")
 
 #: Zodiacal sky (e-/s, flat-fielded) per filter at the typical high-latitude level. F105W ≈ 0.5
 #: and F140W ≈ 0.9 come from the domain reference §1; the others scale with bandwidth (F110W is
@@ -139,20 +143,52 @@ class OrbitConfig:
 
 
 @dataclass(frozen=True)
+class PlantedCase:
+    """An explicit background case for one exposure: visit and exposure are 0-based indices.
+
+    Planted exactly as given, before (and instead of) any random case on that exposure, so a
+    program can promise e.g. "He I rising in the second exposure of every orbit" whatever the
+    seed draws. Profile times are seconds since the zeroth read.
+    """
+
+    visit: int
+    exposure: int
+    he: TimeProfile = field(default_factory=TimeProfile)
+    scatter: TimeProfile = field(default_factory=TimeProfile)
+    #: Limb-light fall-off (full-frame science column at half level, and its softness).
+    scatter_edge: float = 250.0
+    scatter_softness: float = 60.0
+
+    def validate(self) -> None:
+        _check(self.visit >= 0 and self.exposure >= 0,
+               f"planted case indices must be >= 0, got visit {self.visit}, "
+               f"exposure {self.exposure}")  # fmt: skip
+        _check(self.he.kind in HE_PROFILES, f"unknown He I profile {self.he.kind!r}")
+        _check(self.scatter.kind in SCATTERED_PROFILES,
+               f"unknown limb-light profile {self.scatter.kind!r}; "
+               f"known: {', '.join(SCATTERED_PROFILES)}")  # fmt: skip
+        for name, profile in (("he", self.he), ("scatter", self.scatter)):
+            _check(profile.amplitude >= 0 and profile.width >= 0,
+                   f"planted {name} amplitude and width must be >= 0")  # fmt: skip
+
+
+@dataclass(frozen=True)
 class ProgramConfig:
     """A synthetic program: visits of dithered exposures, one ASN per visit.
 
-    ``filters``, ``samp_seq`` and ``nsamp`` are per visit and cycled when shorter than
-    ``n_visits``; ``filter_mix`` (filter -> weight) instead draws each visit's filter from the
-    seed. A grism visit (G102/G141) takes a short direct image (F105W/F140W, SPARS25, NSAMP 11)
-    every third exposure when ``grism_direct`` is set. ``crowded`` is True/False for every
+    ``exposures_per_visit`` (an int, or one per visit), ``filters``, ``samp_seq`` and ``nsamp``
+    are per visit and cycled when shorter than ``n_visits``; ``filter_mix`` (filter -> weight)
+    instead draws each visit's filter from the seed. A grism visit (G102/G141) takes a short
+    direct image (F105W/F140W, SPARS25, NSAMP 11) every third exposure when ``grism_direct``
+    is set. ``crowded`` is True/False for every
     visit, or a fraction of crowded visits. ``he_fraction`` and ``scattered_fraction`` are the
     fractions of *eligible* exposures that get a case (rounded, at least one when positive and
-    possible); ``he_profiles`` restricts which He I shapes are planted.
+    possible); ``he_profiles`` restricts which He I shapes are planted. ``cases`` plants
+    explicit :class:`PlantedCase` s on chosen exposures (the random planting leaves those alone).
     """
 
     n_visits: int = 2
-    exposures_per_visit: int = 4
+    exposures_per_visit: int | tuple[int, ...] = 4
     size: int = 1024
     seed: int = 0
     filters: tuple[str, ...] = ("F105W",)
@@ -168,6 +204,7 @@ class ProgramConfig:
     start_mjd: float | None = None
     drizcorr: str = "PERFORM"
     grism_direct: bool = True
+    cases: tuple[PlantedCase, ...] = ()
     physics: PhysicsConfig = field(default_factory=PhysicsConfig)
     scene: SceneConfig = field(default_factory=SceneConfig)
     orbit: OrbitConfig = field(default_factory=OrbitConfig)
@@ -178,13 +215,27 @@ class ProgramConfig:
             # accept a single value or any sequence; store a tuple (hashable, immutable)
             value = (value,) if isinstance(value, str | int) else tuple(value)
             object.__setattr__(self, name, value)
+        if not isinstance(self.exposures_per_visit, int):
+            object.__setattr__(self, "exposures_per_visit", tuple(self.exposures_per_visit))
+        object.__setattr__(self, "cases", tuple(self.cases))
         self.validate()
+
+    def visit_exposures(self, visit: int) -> int:
+        """Number of exposures of visit ``visit`` (``exposures_per_visit``, cycled)."""
+        n = self.exposures_per_visit
+        return n if isinstance(n, int) else n[visit % len(n)]
+
+    @property
+    def n_exposures(self) -> int:
+        return sum(self.visit_exposures(v) for v in range(self.n_visits))
 
     def validate(self) -> None:
         """Raise :class:`SimulationConfigError` with a specific message for a bad setting."""
         _check(1 <= self.n_visits <= 1295, f"n_visits must be 1..1295, got {self.n_visits}")
+        counts = self.exposures_per_visit
+        counts = (counts,) if isinstance(counts, int) else counts
         _check(
-            1 <= self.exposures_per_visit <= 99,
+            bool(counts) and all(1 <= n <= 99 for n in counts),
             f"exposures_per_visit must be 1..99, got {self.exposures_per_visit}",
         )
         _check(
@@ -220,6 +271,19 @@ class ProgramConfig:
             self.drizcorr in ("PERFORM", "OMIT"),
             f"drizcorr must be PERFORM or OMIT, got {self.drizcorr!r}",
         )
+        self._validate_cases()
+
+    def _validate_cases(self) -> None:
+        seen = set()
+        for case in self.cases:
+            _check(isinstance(case, PlantedCase), f"cases must be PlantedCase, got {case!r}")
+            case.validate()
+            where = (case.visit, case.exposure)
+            _check(case.visit < self.n_visits and case.exposure < self.visit_exposures(case.visit),
+                   f"planted case for visit {case.visit} exposure {case.exposure}: "
+                   "no such exposure in the program")  # fmt: skip
+            _check(where not in seen, f"two planted cases for visit {where[0]} exposure {where[1]}")
+            seen.add(where)
 
 
 def _check(condition: bool, message: str) -> None:

@@ -11,6 +11,9 @@ in order after a guide-star (re)acquisition, so 1600-s exposures go two per orbi
 the first (just after shadow exit), ``step`` anywhere; limb light only to first/last
 exposures. Rootnames follow HST: ``i`` + 3-char program + 2-char visit + 2-char exposure +
 ``q``; the association of a visit is ``i<ppp><vv>010`` (``020`` for its second filter).
+
+Explicit :class:`~survey.simulate.config.PlantedCase` s of the config are planted first,
+exactly as given; the random planting by fraction then leaves those exposures alone.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import numpy as np
 from ..wfc3ir.detector import ZEROTH_READ_OFFSET
 from ..wfc3ir.model import GRISMS, HE_I_FILTERS
 from ..wfc3ir.sequences import read_times
-from .config import ProgramConfig
+from .config import PlantedCase, ProgramConfig, SimulationConfigError
 from .sky import TimeProfile
 
 __all__ = [
@@ -165,7 +168,7 @@ def _exposure_setups(config: ProgramConfig, v: int, filt: str) -> list[tuple[str
     seq = config.samp_seq[v % len(config.samp_seq)]
     nsamp = config.nsamp[v % len(config.nsamp)]
     setups = []
-    for i in range(config.exposures_per_visit):
+    for i in range(config.visit_exposures(v)):
         if filt in GRISMS and config.grism_direct and i % 3 == 0:
             setups.append((DIRECT_FOR_GRISM[filt], *DIRECT_SEQUENCE))
         else:
@@ -268,12 +271,35 @@ def _time_profile(rng: np.random.Generator, kind: str, exptime: float, amp: tupl
     return TimeProfile(kind, a, round(t0 * exptime, 3), round(w * exptime, 3))
 
 
-def _plant_scattered(specs: list[ExposureSpec], config: ProgramConfig, rng) -> list[ExposureSpec]:
+def _apply_case(spec: ExposureSpec, case: PlantedCase) -> ExposureSpec:
+    if case.he.active and spec.filter not in HE_I_FILTERS:
+        raise SimulationConfigError(
+            f"planted He I in visit {case.visit} exposure {case.exposure} ({spec.filter}): "
+            f"He I 1.083 µm only reaches {', '.join(sorted(HE_I_FILTERS))}"
+        )
+    return replace(spec, he=case.he, scatter=case.scatter, scatter_edge=case.scatter_edge,
+                   scatter_softness=case.scatter_softness)  # fmt: skip
+
+
+def _plant_cases(specs: list[ExposureSpec], config: ProgramConfig) -> tuple[list, set[int]]:
+    """Specs with the config's explicit cases planted, and the indices they took."""
+    index = {(s.visit, s.exposure): i for i, s in enumerate(specs)}
+    out, taken = list(specs), set()
+    for case in config.cases:
+        i = index[(case.visit, case.exposure)]  # the config checked that it exists
+        out[i] = _apply_case(specs[i], case)
+        taken.add(i)
+    return out, taken
+
+
+def _plant_scattered(
+    specs: list[ExposureSpec], config: ProgramConfig, rng, taken: set[int]
+) -> list[ExposureSpec]:
     phys = config.physics
     eligible = [
         i
         for i, s in enumerate(specs)
-        if s.exptime >= phys.min_tvb_exptime and s.orbit_position != "middle"
+        if s.exptime >= phys.min_tvb_exptime and s.orbit_position != "middle" and i not in taken
     ]
     chosen = sorted(rng.permutation(eligible)[: _count(config.scattered_fraction, len(eligible))])
     out = list(specs)
@@ -289,7 +315,9 @@ def _plant_scattered(specs: list[ExposureSpec], config: ProgramConfig, rng) -> l
     return out
 
 
-def _plant_he(specs: list[ExposureSpec], config: ProgramConfig, rng) -> list[ExposureSpec]:
+def _plant_he(
+    specs: list[ExposureSpec], config: ProgramConfig, rng, taken: set[int]
+) -> list[ExposureSpec]:
     """Plant He I in the rounded fraction of eligible exposures, cycling through the shapes so
     a small program still shows each one, each where it fits in its orbit."""
     phys = config.physics
@@ -300,6 +328,7 @@ def _plant_he(specs: list[ExposureSpec], config: ProgramConfig, rng) -> list[Exp
         if s.filter in HE_I_FILTERS
         and s.exptime >= phys.min_tvb_exptime
         and not s.scatter.active
+        and i not in taken
         and set(HE_FITS[s.orbit_position]) & set(kinds)
     ]
     free = [int(i) for i in rng.permutation(eligible)]
@@ -328,8 +357,9 @@ def plan_program(config: ProgramConfig) -> list[ExposureSpec]:
         specs += _plan_visit(config, v, visit_start, filters[v], v in crowded)
         visit_start = max(visit_start + rng.uniform(*config.orbit.visit_spacing_days),
                           specs[-1].expend + 0.1)  # fmt: skip
-    specs = _plant_scattered(specs, config, seed_rng(config.seed, 4))
-    return _plant_he(specs, config, seed_rng(config.seed, 5))
+    specs, taken = _plant_cases(specs, config)
+    specs = _plant_scattered(specs, config, seed_rng(config.seed, 4), taken)
+    return _plant_he(specs, config, seed_rng(config.seed, 5), taken)
 
 
 def exposure_spec(

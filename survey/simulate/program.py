@@ -37,7 +37,7 @@ from .plan import ExposureSpec, plan_program, seed_rng
 from .scene import make_catalog
 from .truth import ExposureTruth
 
-__all__ = ["ProgramSummary", "simulate_program", "write_truth_images"]
+__all__ = ["ProgramSummary", "read_truth_images", "simulate_program", "write_truth_images"]
 
 
 @dataclass
@@ -74,6 +74,12 @@ def write_truth_images(truth: ExposureTruth, path: Path, *, overwrite: bool = Fa
     with atomic_output(path, overwrite=overwrite) as tmp:
         fits.HDUList(hdus).writeto(tmp)
     return path
+
+
+def read_truth_images(path: str | Path) -> dict[str, np.ndarray]:
+    """The images of a ``truth/<rootname>_truth.fits`` (name -> array, as written)."""
+    with fits.open(path) as hdus:
+        return {h.name: np.asarray(h.data) for h in hdus[1:] if h.is_image}
 
 
 def _write_parquet(frame: pl.DataFrame, path: Path, overwrite: bool) -> None:
