@@ -13,7 +13,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
-import numpy as np
 import pytest
 
 from survey.flag import FlagParameters, flag_catalog

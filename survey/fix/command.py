@@ -145,8 +145,10 @@ def fix(rootnames, flagged, catalog, out_dir, method, engine, calwf3_input, refe
 
 def _report(result) -> None:
     if result.status == "fixed":
-        after = result.after.get("sigma")
-        extra = f", sky σ {after:.4g} e-/s" if after else ""
+        before, after = (result.before or {}).get("std"), (result.after or {}).get("std")
+        extra = f", sky σ {after:.4g} e-/s" if after else ""  # the notebook's std, as fixes
+        if after and before:
+            extra = f", sky σ {before:.4g} → {after:.4g} e-/s"
         click.echo(f"{result.rootname}: {result.params.method} → {result.flt_out}{extra}",
                    err=True)  # fmt: skip
     else:
