@@ -12,13 +12,18 @@
 --                                     (default 0.1, reprocess_wfc3)
 --            flag_lr_ratio      1     left / right above which a read is scattered light
 --                                     (default 1.1, O'Connor notebooks)
+--            flag_lr_nsigma     σ     and left − right above this many times its error
+--                                     lr_err (default 3): in the 2.9-s reads of a full
+--                                     frame L − R has σ ≈ 0.04 e⁻/s, in a 74² subarray
+--                                     far more, so a fixed 0.1 alone would flag noise
 -- Units:   rates, excess, excess_err, lr_max in e⁻/s; ratio, lr_ratio_max, chi2_dof: 1.
 -- NULL when fewer than one (rates) or two (χ², dof = n − 1) reads are used.
 create or replace view exposure_metrics as
 with params as (
     select
         coalesce(getvariable('flag_lr_threshold'), 0.1) as lr_threshold,
-        coalesce(getvariable('flag_lr_ratio'), 1.1) as lr_ratio_threshold
+        coalesce(getvariable('flag_lr_ratio'), 1.1) as lr_ratio_threshold,
+        coalesce(getvariable('flag_lr_nsigma'), 3.0) as lr_nsigma
 ),
 
 all_reads as (
@@ -55,7 +60,9 @@ spatial as (
     select
         u.rootname,
         count(*) filter (
-            where u.lr_diff > p.lr_threshold and u.lr_ratio > p.lr_ratio_threshold
+            where u.lr_diff > p.lr_threshold
+                and u.lr_ratio > p.lr_ratio_threshold
+                and u.lr_diff > p.lr_nsigma * u.lr_err
         ) as n_lr_reads
     from used as u
     cross join params as p

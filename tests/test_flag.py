@@ -279,6 +279,27 @@ def test_spatial_and_noisy_reads(tmp_path) -> None:
     assert flags["n_used"][2] == 3
 
 
+def test_left_minus_right_must_be_significant(tmp_path) -> None:
+    """L − R = 0.15 e⁻/s in three reads: limb light when lr_err is 0.016 e⁻/s (9σ); noise when
+    lr_err is 0.057 e⁻/s (2.6σ, as the short reads of small fields) — unless --lr-nsigma 0."""
+    flat = np.full((2, 15), 0.5)
+    left = flat.copy()
+    left[:, 9:12] += 0.15
+    sigma = np.array([[0.5] * 15, [1.8] * 15])  # σ/√n = 0.005 and 0.018: every read is used
+    catalog = tmp_path / "lrsig.duckdb"
+    write_synthetic_catalog(catalog, flat, left=left, sigma=sigma, npix=10_000)
+    lr_err = frame(
+        catalog, "select rootname, max(lr_err) e from read_metrics group by 1 order by 1"
+    )
+    assert lr_err["e"].to_list() == pytest.approx([3.186 * 0.005, 3.186 * 0.018], rel=1e-3)
+    flags = flag_catalog(catalog).sort("rootname")
+    assert flags["verdict"].to_list() == ["spatial-tvb", "linear"]
+    assert flags["n_lr_reads"].to_list() == [3, 0]
+    loose = flag_catalog(catalog, FlagParameters(lr_nsigma=0)).sort("rootname")
+    assert loose["verdict"].to_list() == ["spatial-tvb", "spatial-tvb"]
+    assert frame(catalog, "select distinct param_lr_nsigma from flags").item() == 0.0
+
+
 # -- simulated ordering and masked statistics ----------------------------------------------
 
 

@@ -108,6 +108,13 @@ _format_option = click.option(
     help="Scattered light in a read: left / right box rate above this.",
 )
 @click.option(
+    "--lr-nsigma",
+    type=float,
+    default=3.0,
+    show_default=True,
+    help="Scattered light in a read: left − right also above this many times its error.",
+)
+@click.option(
     "--min-lr-reads",
     type=int,
     default=2,

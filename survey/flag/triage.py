@@ -5,7 +5,8 @@ All SQL lives in ``sql/`` (package ``survey.sql``) and is loaded with the scanne
 
 * ``020_read_metrics.sql`` and ``030_exposure_metrics.sql`` are catalog-layer *views* (they run
   whenever a catalog is opened); their thresholds are DuckDB session variables
-  (``flag_read_floor``, ``flag_max_read_error``, ``flag_lr_threshold``, ``flag_lr_ratio``)
+  (``flag_read_floor``, ``flag_max_read_error``, ``flag_lr_threshold``, ``flag_lr_ratio``,
+  ``flag_lr_nsigma``)
   which :func:`flag_catalog` sets from :class:`FlagParameters` with bound values;
 * ``100_ranking.sql`` is the parameterised triage query, ``110_write_flags.sql`` stores it.
 
@@ -43,6 +44,7 @@ _VARIABLES = {
     "max_read_error": "flag_max_read_error",
     "lr_threshold": "flag_lr_threshold",
     "lr_ratio": "flag_lr_ratio",
+    "lr_nsigma": "flag_lr_nsigma",
 }
 _RANKING_PARAMS = ("min_excess", "min_ratio", "min_chi2", "min_reads", "min_lr_reads")
 _LAYER_VIEWS = {
@@ -67,6 +69,7 @@ class FlagParameters:
     min_reads: int = 3  # reads precise enough to use
     lr_threshold: float = 0.1  # e⁻/s: left − right of a scattered-light read
     lr_ratio: float = 1.1  # 1: left / right of a scattered-light read
+    lr_nsigma: float = 3.0  # σ: left − right of a scattered-light read, in units of its error
     min_lr_reads: int = 2  # reads with scattered light for a spatial TVB
     max_read_error: float = 0.02  # e⁻/s: largest error of a used read's median rate
     read_floor: float = 0.005  # e⁻/s: systematic error per read, in quadrature
