@@ -52,6 +52,7 @@ create table if not exists exposures (
     flt_sky_median double,
     flt_sky_mean double,
     flt_sky_sigma double,
+    flt_sky_std double,
     flt_sky_p16 double,
     flt_sky_p84 double,
     flt_sky_npix integer,
@@ -66,3 +67,5 @@ create table if not exists exposures (
     survey_version varchar not null,
     scanned_at timestamp not null
 );
+-- the notebook's σ of the archive FLT (scan algorithm 2): absent from older catalogs
+alter table exposures add column if not exists flt_sky_std double;

@@ -28,7 +28,7 @@ __all__ = ["demo"]
     default="522",
     show_default=True,
     help="Array size of the exposures: 522² subarrays fit in ~0.75 GB; full frame (1024) "
-    "needs ~2.9 GB.",
+    "needs ~3.4 GB.",
 )
 @click.option(
     "--seed",

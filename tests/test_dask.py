@@ -200,6 +200,29 @@ def in_memory(program):
     memory.rm("/prog", recursive=True)
 
 
+def test_fix_refuses_to_write_beside_file_url_inputs(program, tmp_path):
+    """``file://`` inputs are local files: OUT = their folder is refused even with --overwrite
+    (the temporary copies fix works on must not hide where the inputs live)."""
+    import hashlib
+    import shutil
+
+    folder = tmp_path / "prog"
+    folder.mkdir()
+    for path in program.glob("*_ima.fits"):
+        shutil.copy(path, folder)
+        flt = path.with_name(path.name.replace("_ima", "_flt"))
+        if flt.exists():
+            shutil.copy(flt, folder)
+    digests = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir()}
+    catalog = tmp_path / "c.duckdb"
+    assert invoke("scan", f"file://{folder}", "--jobs", 1, "--catalog", catalog).exit_code == 0
+    assert invoke("flag", "--catalog", catalog).exit_code == 0
+    result = invoke("fix", "--flagged", "--catalog", catalog, "--out", folder, "--overwrite")
+    assert result.exit_code == 2
+    assert "refusing to write beside the inputs" in result.output
+    assert {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir()} == digests
+
+
 def test_memory_urls_give_the_local_rows(program, pooled, in_memory, tmp_path):
     catalog = tmp_path / "memory.duckdb"
     result = invoke("scan", in_memory, "--jobs", 1, "--catalog", catalog)

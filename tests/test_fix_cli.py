@@ -95,6 +95,35 @@ def test_inputs_untouched(fixed):
         assert path.read_bytes() == data, path
 
 
+def test_scan_and_fix_measure_the_archive_flt_alike(program, fixed):
+    """exposures.flt_sky_std (scan) and fixes.before_std (fix) are the same statistic of the
+    same archive FLT: the He I exposure's broken sky, far wider than its robust σ."""
+    _, catalog, names = program
+    (std, sigma, before), = rows(
+        catalog,
+        "select e.flt_sky_std, e.flt_sky_sigma, f.before_std from exposures e "
+        f"join fixes f using (rootname) where rootname = '{names['he']}'",
+    )  # fmt: skip
+    assert std == pytest.approx(before, rel=0.05)
+    assert std > 2 * sigma
+
+
+def test_fixed_imas_read_back_and_scan_as_linear(program, fixed, tmp_path):
+    """The corrected IMA (imsets plus the FIXREADS table) opens with survey's own reader, and a
+    scan of the output folder finds the flattened He I exposure's sky rate constant."""
+    from survey.flag import flag_catalog
+    from survey.wfc3ir.fitsio import read_ima
+
+    root, _, names = program
+    ramp = read_ima(root / "out" / f"{names['he']}_ima.fits")
+    assert ramp.sci.shape[0] == 16
+    catalog = tmp_path / "fixed.duckdb"
+    summary = scan_paths([root / "out"], catalog=catalog, jobs=1)
+    assert summary.failed == 0
+    verdicts = dict(flag_catalog(catalog).select("rootname", "verdict").iter_rows())
+    assert verdicts[names["he"]] == "linear"
+
+
 def test_fixes_table_holds_the_statistics(program, fixed):
     _, catalog, names = program
     query = (

@@ -300,6 +300,24 @@ def test_left_minus_right_must_be_significant(tmp_path) -> None:
     assert frame(catalog, "select distinct param_lr_nsigma from flags").item() == 0.0
 
 
+def test_rows_of_an_older_scan_must_be_rescanned(tmp_path) -> None:
+    """Rows scanned with other parameters (an older algorithm: no box means, so left − right
+    would be NULL and limb light would pass as He I) stop the triage with what to do."""
+    catalog = tmp_path / "old.duckdb"
+    write_synthetic_catalog(catalog, np.full((2, 15), 0.5), rootnames=["iold01aaq", "inew01abq"])
+    with duckdb.connect(str(catalog)) as con:
+        con.execute(
+            "update exposures set params_digest = 'algorithm-1' where rootname = 'iold01aaq'"
+        )
+    result = invoke("flag", "--catalog", catalog)
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        f"Error: {catalog}: 1 exposure(s) were scanned by an older survey; run `survey scan` on "
+        "the same files (same --catalog) to update them, then flag again"
+    ]
+    assert "flags" not in frame(catalog, "show tables")["name"].to_list()
+
+
 # -- simulated ordering and masked statistics ----------------------------------------------
 
 

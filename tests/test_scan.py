@@ -549,6 +549,8 @@ def test_flt_sky_statistics_of_a_neighbour_flt(program, tmp_path) -> None:
     assert row["flt_sky_median"] == pytest.approx(last["sky_median"], abs=0.2 * last["sky_sigma"])
     assert row["flt_sky_sigma"] == pytest.approx(last["sky_sigma"], rel=0.05)
     assert abs(row["flt_bimodality"]) < 0.1
+    # a clean sky: the notebook's window std is the robust σ plus a little of the wings
+    assert row["flt_sky_sigma"] <= row["flt_sky_std"] < 1.5 * row["flt_sky_sigma"]
     assert row["flt_n_dq_32"] >= 3 * flt.sci.shape[1]
     # a new FLT beside an unchanged IMA is noticed: the IMA is scanned again
     (folder / src.name.replace("_ima", "_flt")).unlink()

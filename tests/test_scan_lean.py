@@ -207,8 +207,15 @@ def _record_valued(hdul):
     hdul["SCI", 1].header["DP1"] = "AXIS.1: 1"
 
 
+def _one_continue(hdul):
+    """A value just too long for one card: exactly one CONTINUE card follows it."""
+    hdul[0].header["TARGNAME"] = "GOODS-NORTH-" + "X" * 60
+
+
 @pytest.mark.parametrize(
-    "edit", [_duplicate_samptime, _long_string, _record_valued], ids=lambda f: f.__name__
+    "edit",
+    [_duplicate_samptime, _long_string, _record_valued, _one_continue],
+    ids=lambda f: f.__name__,
 )
 def test_headers_astropy_must_parse_whole_still_read_leanly(ima, tmp_path, edit) -> None:
     """A duplicated keyword (astropy's first wins), CONTINUE cards, a record-valued card."""

@@ -75,6 +75,7 @@ __all__ = ["fix"]
     help="Sky region in science-area pixels (default: the whole science area).",
 )
 @click.option(
+    "-j",
     "--jobs",
     "n_jobs",
     type=click.IntRange(1, 256),

@@ -88,11 +88,33 @@ def _fetch_url(url: str, directory: Path) -> Path | None:
         raise url_error(url, f"cannot fetch the file ({exc})") from None
 
 
+def _local_folder(url: str | None) -> Path | None:
+    """The folder of a ``file://`` URL (a local file under another name), else None."""
+    if not url or not is_url(url):
+        return None
+    fs, path = url_filesystem(url)
+    protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
+    return Path(path).resolve().parent if {"file", "local"} & set(protocols) else None
+
+
+def _beside_url_inputs(job: Job, out_dir: str) -> str | None:
+    """The refusal when OUT is the folder of a ``file://`` input: fix_exposure sees only the
+    temporary copies, so it cannot tell (inputs are never written, --overwrite or not)."""
+    out = Path(out_dir).resolve()
+    for url in (job.target.path, job.target.flt_path):
+        if _local_folder(url) == out:
+            return f"{out_dir}: refusing to write beside the inputs ({url}); choose another --out"
+    return None
+
+
 def run_one(job: Job, out_dir: str, overwrite: bool) -> FixResult:
     """Fix one exposure; every problem becomes a result (never raises)."""
     if job.refusal:
         return _failed(job, "refused", job.refusal)
     try:
+        beside = _beside_url_inputs(job, out_dir)
+        if beside:
+            return _failed(job, "failed", beside)
         with _local_inputs(job.target) as (ima, archive):
             result = fix_exposure(ima, out_dir, job.params, overwrite=overwrite,
                                   archive_flt=archive)  # fmt: skip

@@ -126,7 +126,7 @@ _format_option = click.option(
     type=float,
     default=0.02,
     show_default=True,
-    help="Use only reads whose median-rate error is at most this (e⁻/s).",
+    help="Use only reads whose rate error (of the clipped mean) is at most this (e⁻/s).",
 )
 @click.option(
     "--read-floor",

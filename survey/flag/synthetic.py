@@ -39,6 +39,7 @@ def write_synthetic_catalog(
     import pyarrow as pa
 
     from ..scan.catalog import Catalog, load_sql
+    from ..scan.params import ScanParameters
 
     rates = np.atleast_2d(np.asarray(rates, dtype=np.float64))
     n, k = rates.shape
@@ -72,7 +73,7 @@ def write_synthetic_catalog(
         "file_mtime_ns": np.zeros(n, dtype=np.int64),
         "fingerprint": ["synthetic"] * n,
         "neighbours_sig": ["synthetic"] * n,
-        "params_digest": ["synthetic"] * n,
+        "params_digest": [ScanParameters().digest()] * n,  # as if scanned now
         "survey_version": ["synthetic"] * n,
         "scanned_at": [now] * n,
     })  # fmt: skip

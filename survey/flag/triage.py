@@ -95,9 +95,13 @@ def _load(name: str) -> str:
 
 
 def _set_variables(con: duckdb.DuckDBPyConnection, params: FlagParameters) -> None:
+    from ..scan.params import ScanParameters
+
     for field, variable in _VARIABLES.items():
         # the variable name comes from the fixed table above; the value is bound
         con.execute(f"set variable {variable} = $value", {"value": getattr(params, field)})
+    # checks/scan_version.sql: rows of an older scan must be rescanned before the triage
+    con.execute("set variable scan_params_digest = $value", {"value": ScanParameters().digest()})
 
 
 def _require(path: Path) -> Path:
@@ -129,6 +133,12 @@ def flag_catalog(path: str | Path, params: FlagParameters | None = None) -> pl.D
         failed = {name: rows for name, rows in catalog.run_checks().items() if rows}
         if failed:
             detail = "; ".join(f"{name}: {len(rows)} row(s)" for name, rows in failed.items())
+            if "scan_version" in failed:  # the common case after an upgrade: say what to do
+                n = len(failed["scan_version"])
+                raise FlagError(
+                    f"{path}: {n} exposure(s) were scanned by an older survey; run `survey scan`"
+                    " on the same files (same --catalog) to update them, then flag again"
+                )
             raise FlagError(f"{path}: catalog checks failed ({detail}); rescan the files")
         frame = rank(con, params)
         flag_batch = frame.to_arrow()  # noqa: F841 (found by DuckDB's replacement scan)

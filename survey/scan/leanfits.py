@@ -198,7 +198,8 @@ def _header_cards(fd: int, offset: int) -> tuple[bytes, int]:
 
 def _card_index(text: str) -> dict[str, int] | None:
     """Card offset by keyword; None when astropy must parse the header in full (a duplicated
-    keyword, or a string value that could make a record-valued keyword card)."""
+    keyword, a long string continued on CONTINUE cards, or a string value that could make a
+    record-valued keyword card)."""
     offsets = range(0, len(text), _CARD)
     keys = [text[i : i + 8].rstrip() for i in offsets]
     index = dict(zip(reversed(keys), reversed(offsets), strict=True))
@@ -208,7 +209,8 @@ def _card_index(text: str) -> dict[str, int] | None:
         raise NotPlainError("compressed image")
     n_commentary = sum(1 for key in keys if key in _COMMENTARY)
     duplicates = len(index) + n_commentary != len(keys)  # CONTINUE cards repeat too
-    if duplicates or (":" in text and _RVKC_LIKE.match(text)):
+    # a CONTINUE card extends the string of the card before it: astropy joins them
+    if duplicates or "CONTINUE" in index or (":" in text and _RVKC_LIKE.match(text)):
         return None
     return index
 

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputFileError
+from ..skystats import WINDOW
 from ..wfc3ir.detector import BORDER
 from ..wfc3ir.fitsio import safe_rootname
 from . import _kernels as kern
@@ -226,11 +227,13 @@ def _flt_stats(flt_path: Path, mask: np.ndarray | None, params: ScanParameters) 
     stats = image_sky_stats(sci, None, params, dq=np.asarray(dq), mask=mask)
     n32 = stats.pop("npix_dq_32")
     sigma = stats["sigma"]
+    std = _window_std(sci, np.asarray(dq), mask, params, stats["median"])
     bimodality = (stats["mean"] - stats["median"]) / sigma if sigma and sigma > 0 else None
     return {
         "flt_sky_median": stats["median"],
         "flt_sky_mean": stats["mean"],
         "flt_sky_sigma": sigma,
+        "flt_sky_std": std,
         "flt_sky_p16": stats["p16"],
         "flt_sky_p84": stats["p84"],
         "flt_sky_npix": int(stats["npix"]),
@@ -240,10 +243,23 @@ def _flt_stats(flt_path: Path, mask: np.ndarray | None, params: ScanParameters) 
     }
 
 
+def _window_std(sci, dq, mask, params: ScanParameters, median: float) -> float | None:
+    """The notebook's σ (:data:`survey.skystats.WINDOW`): std of the FLT's sky pixels within
+    the clipped median ± 0.5 e⁻/s, as ``fixes.before_std``."""
+    if not np.isfinite(median):
+        return None
+    sky = ((dq & params.sky_bad_bits) == 0) & (np.abs(sci - np.float32(median)) <= WINDOW)
+    if mask is not None and mask.shape == sci.shape:
+        sky &= mask == 0
+    values = sci[sky]  # the window test is False for NaN: only finite values remain
+    return float(values.std(dtype=np.float64)) if values.size else None
+
+
 _FLT_COLUMNS = (
     "flt_sky_median",
     "flt_sky_mean",
     "flt_sky_sigma",
+    "flt_sky_std",
     "flt_sky_p16",
     "flt_sky_p84",
     "flt_sky_npix",

@@ -213,7 +213,8 @@ class MultiAccumFile:
                 if (name, m) not in index:
                     what = f"read {nsamp - m}, imset {m}" if self.kind == "ramp" else f"imset {m}"
                     raise InputFileError(path, f"missing {name} extension of {what}")
-        if self.kind == "ramp" and isinstance(nextend, int) and nextend != 5 * nsamp:
+        # extensions beyond the imsets are allowed (survey fix appends a FIXREADS table)
+        if self.kind == "ramp" and isinstance(nextend, int) and nextend < 5 * nsamp:
             raise InputFileError(
                 path, f"NSAMP={nsamp} needs NEXTEND={5 * nsamp}, header says NEXTEND={nextend}"
             )
