@@ -24,7 +24,7 @@ from click.testing import CliRunner
 from survey.cli import SurveyGroup
 from survey.fix.command import fix
 from survey.flag.command import flag
-from survey.report import ReportResult, charts, write_report
+from survey.report import ReportResult, build, charts, write_report
 from survey.report.command import report
 from survey.report.data import ROBUST_SIGMA, WINDOW_STD, exposure_frame, noise_frame, ramp_frame
 from survey.report.images import STRETCH_MAX, STRETCH_MIN, encode_png, stretch
@@ -243,12 +243,45 @@ def test_ranking_spec_draws_the_thresholds():
     rule_values = sorted(
         value[0][field]
         for value in (d for d in spec["datasets"].values() if len(d) == 1)
-        for field in ("score", "chi2_plot", "lr_max")
+        for field in ("excess", "chi2_plot", "lr_max")
         if field in value[0]
     )
     assert rule_values == [0.1, 0.1, 10.0]
     ranked = max(spec["datasets"].values(), key=len)
     assert [r["rank"] for r in sorted(ranked, key=lambda r: -r["score"])] == [1, 2, 3, 4]
+
+
+def test_ranking_draws_excess_against_min_excess():
+    """uniform-tvb tests excess ≥ min_excess (sql/100_ranking.sql), so the panel with the
+    min_excess line plots the excess: an exposure flagged with excess 0.12 ≥ 0.1 but score
+    max(0, 0.12 − 3·0.03) = 0.03 < 0.1 sits above the line, not below it. Ranks stay by score."""
+    frame = small_exposures().with_columns(
+        excess=pl.Series([0.12, 0.02, 0.5, 0.03]), score=pl.Series([0.03, 0.0, 0.4, 0.01])
+    )
+    spec = charts.ranking_chart(frame, {"min_excess": 0.1}).to_dict()
+    top = spec["vconcat"][0]["layer"]
+    assert top[0]["encoding"]["y"]["field"] == "excess"
+    assert "excess" in top[0]["encoding"]["y"]["title"]
+    rules = [d[0] for d in spec["datasets"].values() if len(d) == 1]
+    assert rules == [{"excess": 0.1, "label": "min excess 0.1"}]
+    assert "score" in top[0]["encoding"]["x"]["title"]
+    assert any(t.get("field") == "score" for t in top[0]["encoding"]["tooltip"])
+    ranked = max(spec["datasets"].values(), key=len)
+    by_rank = {r["rank"]: (r["score"], r["excess"]) for r in ranked}
+    assert by_rank == {1: (0.4, 0.5), 2: (0.03, 0.12), 3: (0.01, 0.03), 4: (0.0, 0.02)}
+
+
+def test_thin_keeps_evenly_spaced_rows_by_hand():
+    """10 linear rows thinned to 4: rows i with 4·i mod 10 < 4, i.e. 0, 3, 5, 8 (one at the
+    start of each stretch of 2.5); every other row kept."""
+    frame = pl.DataFrame({"i": range(13), "verdict": ["linear"] * 10 + ["uniform-tvb"] * 3})
+    shown, n = charts.thin(frame, pl.col("verdict") == "linear", 4)
+    assert n == 10 and shown["i"].to_list() == [0, 3, 5, 8, 10, 11, 12]
+    assert charts.thin(frame, pl.col("verdict") == "linear", 10)[0].equals(frame)
+    sampled, note = charts.sample_linear(frame, 4)
+    assert sampled.equals(shown)
+    assert "all 3 exposures not linear" in note and "4 of 10 linear" in note
+    assert charts.sample_linear(frame, 10) == (frame, "")
 
 
 def test_noise_frame_pairs_before_and_after():
@@ -369,6 +402,113 @@ def test_existing_pages_are_kept_without_overwrite(program, written):
     assert index.read_bytes() == before
     assert invoke("report", "--catalog", catalog, "--out", root / "reports",
                   "--overwrite").exit_code == 0  # fmt: skip
+
+
+NAN_CELLS = (  # (table, column, value): every float column the report reads may hold NaN
+    ("reads", "inst_left_mean", "nan"),  # → the read's left − right: the reviewer's case
+    ("reads", "sky_median", "inf"),
+    ("flags", "lr_max", "nan"),
+    ("flags", "excess", "-inf"),
+    ("exposures", "flt_sky_sigma", "nan"),
+    ("fixes", "before_std", "nan"),
+    ("fixes", "after_std", "nan"),
+    ("fix_images", "hist_lo", "nan"),
+)
+
+
+def test_nan_in_the_catalog_is_shown_as_missing(program, tmp_path):
+    """NaN reaches a catalog legitimately (an empty region's sky, an undefined σ): the report
+    is written, with NaN/inf as missing values (JSON has no NaN: the page would not load)."""
+    _, catalog, names = program
+    copy = tmp_path / "nan.duckdb"
+    shutil.copy(catalog, copy)
+    with duckdb.connect(str(copy)) as con:
+        for table_name, column, value in NAN_CELLS:
+            con.execute(f"update {table_name} set {column} = '{value}'::double "
+                        "where rootname = $r", {"r": names["he"]}).fetchall()  # fmt: skip
+        con.execute("update reads set inst_left_mean = 'nan'::double where sampnum = 3")
+    result = invoke("report", "--catalog", copy, "--out", tmp_path / "r")
+    assert result.exit_code == 0, result.output
+    specs = {}
+    for page in sorted((tmp_path / "r").glob("*.html")):
+        text = page.read_text(encoding="utf-8")
+        found = re.search(r"const surveySpecs = (\{.*?\});</script>", text, flags=re.S).group(1)
+        specs[page.name] = json.loads(found, parse_constant=pytest.fail)  # NaN, Infinity: fail
+    visit = specs[f"visit-{names['he'][:6]}.html"]
+    lr = [r for d in visit["scattered"]["datasets"].values() for r in d if "rootname" in r]
+    assert all(isinstance(r["lr_diff"], float) for r in lr)
+    # every read of the He I exposure has a NaN left box: no left − right; the others keep theirs
+    assert {r["rootname"] for r in lr} == {names["limb"]}
+    hist = [r for d in visit["histograms"]["datasets"].values() for r in d if "fraction" in r]
+    assert names["he"] not in {r["rootname"] for r in hist}  # its histogram range is NaN
+
+
+def test_a_failing_page_writes_no_page(program, tmp_path, monkeypatch):
+    """A page that fails to render (here: a visit page) leaves no index behind, so a re-run
+    without --overwrite works."""
+    _, catalog, _ = program
+    render = build.render_page
+
+    def render_but_visits(page):
+        if page.title.startswith("Visit"):
+            raise ValueError("Out of range float values are not JSON compliant")
+        return render(page)
+
+    monkeypatch.setattr(build, "render_page", render_but_visits)
+    with pytest.raises(ValueError, match="JSON"):
+        write_report(catalog, tmp_path / "r")
+    assert not list((tmp_path / "r").iterdir())  # no page, no temporary file
+    monkeypatch.undo()
+    assert write_report(catalog, tmp_path / "r").index.is_file()
+
+
+def test_a_chart_over_the_row_limit_is_one_line(program, tmp_path, monkeypatch):
+    _, catalog, _ = program
+    monkeypatch.setattr(charts, "MAX_ROWS", 3)
+    result = invoke("report", "--catalog", catalog, "--out", tmp_path / "r")
+    assert result.exit_code == 1 and result.output.count("\n") == 1, result.output
+    assert result.output.startswith("Error: index.html: the overview chart: more than 3 rows")
+    assert not (tmp_path / "r").exists() or not list((tmp_path / "r").iterdir())
+
+
+def test_an_archive_scale_catalog_gets_a_drawable_index(tmp_path):
+    """10⁵ exposures (98 % linear, > MAX_ROWS): the index draws every exposure not linear and
+    LINEAR_SAMPLE linear ones, evenly spaced, and says so; ranks count every exposure.
+    Rootnames of no valid visit, so that only the index is written (the visit pages are
+    bounded by the visit)."""
+    from survey.flag.synthetic import STEP200_TIMES, write_synthetic_catalog
+    from survey.flag.triage import FlagParameters, flag_catalog
+
+    n, rng = 100_000, np.random.default_rng(5)
+    rates = 0.5 + rng.normal(0, 0.005, (n, len(STEP200_TIMES)))
+    he = rng.random(n) < 0.02
+    rates[he] += rng.uniform(0.2, 2.0, (he.sum(), 1)) * np.clip((STEP200_TIMES - 400) / 600, 0, 1)
+    catalog = tmp_path / "archive.duckdb"
+    write_synthetic_catalog(catalog, rates, rootnames=[f"X{i:08d}" for i in range(n)])
+    flag_catalog(catalog, FlagParameters())
+    verdicts = table(catalog, "select rootname, verdict from flags")
+    linear = verdicts.filter(verdict="linear")["rootname"].sort()
+    others = set(verdicts.filter(pl.col("verdict") != "linear")["rootname"])
+    assert linear.len() > charts.MAX_ROWS and others
+
+    result = write_report(catalog, tmp_path / "r")
+    assert [p.name for p in result.pages] == ["index.html"]
+    text = result.index.read_text(encoding="utf-8")
+    specs = json.loads(re.search(r"const surveySpecs = (\{.*?\});</script>", text,
+                                 flags=re.S).group(1))  # fmt: skip
+    overview = max(specs["overview"]["datasets"].values(), key=len)
+    drawn = {r["rootname"] for r in overview}
+    assert others <= drawn and len(drawn - others) == charts.LINEAR_SAMPLE
+    # evenly spaced in time (rootname order here): the m-th of L is linear[⌈m·n/L⌉]
+    limit, n_linear = charts.LINEAR_SAMPLE, linear.len()
+    expected = {linear[-(-m * n_linear // limit)] for m in range(limit)}
+    assert drawn - others == expected
+    note = f"all {len(others):,} exposures not linear"
+    assert note in json.dumps(specs["overview"]["title"], ensure_ascii=False)
+    assert f"{limit:,} of {n_linear:,} linear" in json.dumps(specs["ranking"]["title"])
+    ranked = max(specs["ranking"]["datasets"].values(), key=len)
+    ranks = [r["rank"] for r in ranked]
+    assert len(ranks) == len(set(ranks)) == len(others) + limit and max(ranks) > 0.99 * n
 
 
 def test_missing_catalog_is_one_line(tmp_path):

@@ -9,12 +9,14 @@ scattered-light diagnostic, sky histograms and before/after cutouts of the fixed
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
+from altair import MaxRowsError
 
 from .. import __version__
 from ..atomic import atomic_output, check_writable
@@ -38,6 +40,7 @@ __all__ = ["ReportError", "ReportResult", "write_report"]
 
 _VISIT = re.compile(r"^[a-z0-9]{6}$")
 INDEX_NAME = "index.html"
+_INDEX_CHART = f"{INDEX_NAME}: the %s chart"
 #: A visit page draws every exposure's ramp up to this many, else only the flagged ones.
 RAMP_PANELS = 12
 MAX_RAMP_PANELS = 48
@@ -76,16 +79,19 @@ def write_report(catalog: Path, out: Path, *, overwrite: bool = False) -> Report
     pages = {out / INDEX_NAME: index_page(context, visits)}
     for visit, name in visits.items():
         pages[out / name] = visit_page(context, visit, visits)
-    with charts.row_limit():
-        for path, page in pages.items():
-            _write(path, render_page(page), overwrite)
+    _write_all(pages, overwrite)
     n_fixed = exposures.filter(pl.col("fix_status") == "fixed").height
     return ReportResult(out / INDEX_NAME, targets, exposures.height, len(visits), n_fixed)
 
 
-def _write(path: Path, text: str, overwrite: bool) -> None:
-    with atomic_output(path, overwrite=overwrite) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+def _write_all(pages: dict[Path, Page], overwrite: bool) -> None:
+    """Every page to a temporary file first; only when all are rendered do they take their
+    names (the index last), so a failure leaves no page behind and a re-run is clean. Temporary
+    files, not strings: an archive-scale report has thousands of ~1 MB pages."""
+    with contextlib.ExitStack() as stack:
+        for path, page in pages.items():  # entered first, the index is renamed last
+            tmp = stack.enter_context(atomic_output(path, overwrite=overwrite))
+            tmp.write_text(render_page(page), encoding="utf-8")
 
 
 def _visit_pages(exposures: pl.DataFrame) -> dict[str, str]:
@@ -102,9 +108,16 @@ class _Context:
     footer: str
 
 
-def _spec(chart) -> dict:
-    with charts.row_limit():
-        return chart.to_dict()
+def _spec(chart, where: str) -> dict:
+    """The Vega-Lite dict of ``chart``; one line naming the limit if it has too many rows."""
+    try:
+        with charts.row_limit():
+            return chart.to_dict()
+    except MaxRowsError:
+        raise ReportError(
+            f"{where}: more than {charts.MAX_ROWS:,} rows to inline in one chart "
+            f"(survey.report.charts.MAX_ROWS)"
+        ) from None
 
 
 # -- index page ------------------------------------------------------------------------------
@@ -120,20 +133,25 @@ def index_page(ctx: _Context, visits: dict[str, str]) -> Page:
     )
     page.sections.append("<h2>Summary</h2>" + _summary_table(exposures))
     page.chart(
-        "overview", _spec(charts.overview_chart(exposures)), "Program overview",
+        "overview", _spec(charts.overview_chart(exposures), _INDEX_CHART % "overview"),
+        "Program overview",
         "Each exposure at its EXPSTART (bar: to EXPEND), one row per visit; colour = verdict of "
         "<code>survey flag</code>, shape = filter. Hover for the reason, click for the visit.",
     )  # fmt: skip
     page.chart(
-        "ranking", _spec(charts.ranking_chart(exposures, ctx.data.thresholds)), "Ranking",
-        "Score = max(0, excess − 3σ): the change of the sky rate beyond its noise. Dashed: the "
-        "thresholds of the verdicts (uniform-tvb needs excess, ratio and χ²/dof above theirs; "
-        "spatial-tvb needs reads with left − right above its threshold).",
+        "ranking",
+        _spec(charts.ranking_chart(exposures, ctx.data.thresholds), _INDEX_CHART % "ranking"),
+        "Ranking",
+        "Ranked by score = max(0, excess − 3σ): the change of the sky rate beyond its noise. "
+        "Top: the excess itself (the change of the sky rate, in the tooltip beside the score). "
+        "Dashed: the thresholds of the verdicts (uniform-tvb needs excess, ratio and χ²/dof at "
+        "or above theirs; spatial-tvb needs reads with left − right above its threshold).",
     )  # fmt: skip
     noise = noise_frame(exposures)
     if noise.filter(pl.col("stage") == "survey fix").height:
         page.chart(
-            "noise", _spec(charts.noise_chart(noise)), "Sky noise before and after",
+            "noise", _spec(charts.noise_chart(noise), _INDEX_CHART % "noise"),
+            "Sky noise before and after",
             "σ as in the STScI flatten-ramp notebook: the standard deviation of the FLT sky "
             "pixels (DQ-good, outside the source mask) within median ± 0.5 e⁻/s, which sees the "
             "broad wings a ramp fit broken by He I leaves (a MAD sees only the core: it is in "
@@ -329,12 +347,13 @@ def visit_page(ctx: _Context, visit: str, visits: dict[str, str]) -> Page:
 
 def _visit_charts(page: Page, ctx: _Context, exposures: pl.DataFrame) -> None:
     names = exposures["rootname"].implode()
+    where = f"visit {exposures['visit'][0]}: the %s chart"
     reads = ctx.data.reads.filter(pl.col("rootname").is_in(names))
     shown, note = _ramp_exposures(exposures)
     ramps = ramp_frame(reads, ctx.data.fixes, shown)
     if ramps.height:
         page.chart(
-            "ramps", _spec(charts.ramps_chart(ramps)), "Ramps: sky rate per read",
+            "ramps", _spec(charts.ramps_chart(ramps), where % "ramps"), "Ramps: sky rate per read",
             "Per read: the cumulative rate (median of SCI_k) and the instantaneous rate "
             "(ΔC/Δt of the medians); dashed: after <code>survey fix</code> (flatten makes both "
             "flat at the exposure's mean rate; pop-reads leaves out the scattered-light reads)."
@@ -344,7 +363,8 @@ def _visit_charts(page: Page, ctx: _Context, exposures: pl.DataFrame) -> None:
     if lr.height:
         threshold = ctx.data.thresholds.get("lr_threshold")
         page.chart(
-            "scattered", _spec(charts.lr_chart(lr, threshold)), "Scattered-light diagnostic",
+            "scattered", _spec(charts.lr_chart(lr, threshold), where % "scattered-light"),
+            "Scattered-light diagnostic",
             "Median instantaneous rate of the left box (columns 40–239 of the full frame) minus "
             "the right box (760–959): Earth-limb light brightens the left side.",
         )  # fmt: skip
@@ -352,7 +372,8 @@ def _visit_charts(page: Page, ctx: _Context, exposures: pl.DataFrame) -> None:
     hists = histogram_frame(images, exposures)
     if hists.height:
         page.chart(
-            "histograms", _spec(charts.histogram_chart(hists)), "Sky histograms",
+            "histograms", _spec(charts.histogram_chart(hists), where % "histogram"),
+            "Sky histograms",
             "Sky pixels of the FLT (DQ-good, outside the source mask) on common bins; a failed "
             "ramp fit leaves a wide, often double-peaked sky.",
         )  # fmt: skip

@@ -3,9 +3,12 @@ Altair charts. No I/O, no HTML; tests read the Vega-Lite specs.
 
 Every chart that shows exposures carries two Vega-Lite parameters, ``filter_choice`` and
 ``visit_choice`` (value ``"all"``), and filters its rows on them; the page's drop-downs set
-them on every chart at once. Rows stay one per exposure (or per read on a visit page), so a
-program of 10⁴ exposures stays a few MB: :data:`MAX_ROWS` raises Altair's 5000-row guard on
-purpose and refuses anything bigger than a page should hold.
+them on every chart at once. Rows stay one per exposure (or per read on a visit page); above
+:data:`LINEAR_SAMPLE` linear exposures the index charts draw every other exposure and an evenly
+spaced sample of the linear ones (their subtitle says so), so an archive-scale catalog (10⁵
+exposures) keeps an index of a few MB. :data:`MAX_ROWS` raises Altair's 5000-row guard on
+purpose and refuses anything bigger than a page should hold (``survey report`` turns that
+into one ``Error:`` line).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import polars as pl
 
 __all__ = [
     "FILTER_PARAM",
+    "LINEAR_SAMPLE",
     "MAX_ROWS",
     "MIN_HALF_SPAN",
     "VERDICT_COLOURS",
@@ -28,10 +32,16 @@ __all__ = [
     "ramps_chart",
     "ranking_chart",
     "row_limit",
+    "sample_linear",
+    "thin",
 ]
 
 #: Most rows a chart may inline (10⁴ exposures of a large program fit; 5000 is Altair's guard).
 MAX_ROWS = 50_000
+#: Linear exposures an index chart draws at most: above it an evenly spaced sample (every
+#: exposure of another verdict is drawn), so the index of an archive-scale catalog stays a few
+#: MB and its SVG drawable.
+LINEAR_SAMPLE = 5_000
 FILTER_PARAM, VISIT_PARAM = "filter_choice", "visit_choice"
 VERDICT_COLOURS = {
     "uniform-tvb": "#d62728",
@@ -48,9 +58,10 @@ _RATE = "e⁻/s"
 
 
 @contextlib.contextmanager
-def row_limit(rows: int = MAX_ROWS):
-    """Altair's row guard raised to ``rows`` while charts are built and serialised."""
-    with alt.data_transformers.enable("default", max_rows=rows):
+def row_limit(rows: int | None = None):
+    """Altair's row guard raised to ``rows`` (default :data:`MAX_ROWS`) while charts are built
+    and serialised."""
+    with alt.data_transformers.enable("default", max_rows=rows or MAX_ROWS):
         yield
 
 
@@ -79,13 +90,46 @@ def _threshold_rule(value: float, label: str, y_field: str = "y") -> alt.LayerCh
     return rule + text
 
 
+def thin(frame: pl.DataFrame, which: pl.Expr, limit: int) -> tuple[pl.DataFrame, int]:
+    """``frame`` with at most ``limit`` of the rows where ``which`` holds, evenly spaced in
+    the frame's order (deterministic), and every other row; and how many rows ``which`` held.
+
+    Row i of the n chosen ones is kept when i·limit mod n < limit: exactly ``limit`` rows,
+    one at the start of each of ``limit`` equal stretches."""
+    n = frame.filter(which).height
+    if n <= limit:
+        return frame, n
+    position = pl.int_range(pl.len()).over(which)
+    return frame.filter(~which | ((position * limit) % n < limit)), n
+
+
+def sample_linear(frame: pl.DataFrame, limit: int | None = None) -> tuple[pl.DataFrame, str]:
+    """Every exposure not linear and at most ``limit`` (default :data:`LINEAR_SAMPLE`) linear
+    ones (:func:`thin`, in the frame's order); the second value says what is drawn ("" when
+    everything is)."""
+    linear = pl.col("verdict") == "linear"
+    shown, n_linear = thin(frame, linear, limit or LINEAR_SAMPLE)
+    if shown.height == frame.height:
+        return frame, ""
+    others = frame.height - n_linear
+    return shown, (
+        f"Drawn: all {others:,} exposures not linear (flagged, not applicable, not flagged) "
+        f"and {shown.height - others:,} of {n_linear:,} linear ones, evenly spaced"
+    )
+
+
+def _titled(text: str, note: str) -> alt.TitleParams | str:
+    return alt.TitleParams(text, subtitle=note) if note else text
+
+
 # -- index page ------------------------------------------------------------------------------
 def overview_chart(exposures: pl.DataFrame) -> alt.VConcatChart:
     """Every exposure in time, one row per visit, coloured by verdict, shaped by filter: on
     the program's UT axis (zoom and pan with the mouse) and, below, in minutes since the
     visit's first exposure (orbits and exposure order). Bars span EXPSTART → EXPEND. Needs
     ``rootname visit filter verdict start_utc end_utc start_text expstart expend excess ratio
-    score reason href``."""
+    score reason href``. Above :data:`LINEAR_SAMPLE` linear exposures, a sample of them
+    (:func:`sample_linear`, evenly spaced in time if the frame is in time order)."""
     tooltip = [
         alt.Tooltip("rootname:N"),
         alt.Tooltip("visit:N"),
@@ -113,6 +157,9 @@ def overview_chart(exposures: pl.DataFrame) -> alt.VConcatChart:
         "reason",
         "href",
     )  # only what the chart shows: the page inlines it
+    exposures, note = sample_linear(exposures)
+    if note:
+        note += " in time"
     n_visits = max(1, exposures["visit"].n_unique()) if len(exposures) else 1
     y = alt.Y("visit:N", title="visit", sort="ascending")
     program = _timeline(
@@ -140,7 +187,9 @@ def overview_chart(exposures: pl.DataFrame) -> alt.VConcatChart:
     chart = alt.vconcat(
         _selectable(program.interactive(bind_y=False)),
         _selectable(in_visit),
-        title="Program overview: every exposure in time (click one for its visit page)",
+        title=_titled(
+            "Program overview: every exposure in time (click one for its visit page)", note
+        ),
     )
     return chart.resolve_scale(color="shared", shape="shared")
 
@@ -158,8 +207,10 @@ def _timeline(*, x, x2, y, tooltip, data) -> alt.LayerChart:
 
 def ranking_chart(exposures: pl.DataFrame, thresholds: dict[str, float]) -> alt.VConcatChart:
     """Exposures sorted by non-linearity score (rank 1 = most non-linear), with the triage's
-    quantities against their thresholds: score and ``min_excess`` (e⁻/s), χ²/dof and
-    ``min_chi2``, the largest left − right difference and ``lr_threshold`` (e⁻/s)."""
+    quantities against their thresholds: excess and ``min_excess`` (e⁻/s; uniform-tvb tests
+    excess, the score only orders), χ²/dof and ``min_chi2``, the largest left − right
+    difference and ``lr_threshold`` (e⁻/s). Ranks count every exposure; above
+    :data:`LINEAR_SAMPLE` linear ones a sample of them is drawn, evenly spaced in rank."""
     columns = (
         "rootname",
         "visit",
@@ -177,9 +228,12 @@ def ranking_chart(exposures: pl.DataFrame, thresholds: dict[str, float]) -> alt.
     data = data.with_columns(
         rank=pl.int_range(1, pl.len() + 1), chi2_plot=pl.col("chi2_dof").clip(lower_bound=0.1)
     )
+    data, note = sample_linear(data)
+    if note:
+        note += " in rank"
     x = alt.X(
         "rank:Q",
-        title="rank by score (1 = most non-linear)",
+        title="rank by score = max(0, excess − 3σ) (1 = most non-linear)",
         scale=alt.Scale(nice=False),
         axis=alt.Axis(tickMinStep=1, format="d"),
     )
@@ -197,7 +251,7 @@ def ranking_chart(exposures: pl.DataFrame, thresholds: dict[str, float]) -> alt.
     ]
     panels = []
     for field, title, scale, key, label in (
-        ("score", f"score ({_RATE})", alt.Scale(), "min_excess", "min excess"),
+        ("excess", f"excess: sky-rate change ({_RATE})", alt.Scale(), "min_excess", "min excess"),
         ("chi2_plot", "χ²/dof of a constant rate", alt.Scale(type="log"), "min_chi2", "min χ²/dof"),
         ("lr_max", f"max left − right ({_RATE})", alt.Scale(), "lr_threshold", "L − R threshold"),
     ):
@@ -219,9 +273,8 @@ def ranking_chart(exposures: pl.DataFrame, thresholds: dict[str, float]) -> alt.
             else points + _threshold_rule(value, f"{label} {value:g}", y_field=field)
         )
         panels.append(_selectable(layer.properties(width=_WIDTH, height=130)))
-    return alt.vconcat(*panels, title="Ranking: non-linearity of every exposure").resolve_scale(
-        color="shared"
-    )
+    title = _titled("Ranking: non-linearity of every exposure", note)
+    return alt.vconcat(*panels, title=title).resolve_scale(color="shared")
 
 
 def noise_chart(noise: pl.DataFrame) -> alt.LayerChart:
@@ -229,7 +282,14 @@ def noise_chart(noise: pl.DataFrame) -> alt.LayerChart:
     by a line, beside the σ of the linear exposures' archive FLTs (the reference). σ is the
     seed notebook's std within median ± 0.5 e⁻/s where the catalog has it (``statistic``
     says), the robust σ in the tooltip. Needs ``rootname visit filter stage sigma statistic
-    robust_sigma median method`` (:func:`survey.report.data.noise_frame`)."""
+    robust_sigma median method`` (:func:`survey.report.data.noise_frame`). Above
+    :data:`LINEAR_SAMPLE` linear exposures, an evenly spaced sample of them."""
+    noise, n_linear = thin(noise, pl.col("stage") == "linear exposures", LINEAR_SAMPLE)
+    note = (
+        f"Linear exposures: {LINEAR_SAMPLE:,} of {n_linear:,}, evenly spaced"
+        if n_linear > LINEAR_SAMPLE
+        else ""
+    )
     base = alt.Chart(noise).encode(
         x=alt.X("stage:N", sort=STAGE_ORDER, title=None, axis=alt.Axis(labelAngle=0)),
         y=alt.Y("sigma:Q", title=f"FLT sky σ ({_RATE}; notebook: std within median ± 0.5)",
@@ -254,7 +314,7 @@ def noise_chart(noise: pl.DataFrame) -> alt.LayerChart:
     chart = chart.properties(
         width=520,
         height=320,
-        title="Sky noise before and after the fix (linear exposures: reference)",
+        title=_titled("Sky noise before and after the fix (linear exposures: reference)", note),
     )
     return _selectable(chart)
 

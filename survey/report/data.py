@@ -24,6 +24,7 @@ __all__ = [
     "ReportData",
     "ReportDataError",
     "exposure_frame",
+    "finite_or_null",
     "fix_parameters_text",
     "histogram_frame",
     "load_report_data",
@@ -96,7 +97,27 @@ def load_report_data(catalog: str | Path) -> ReportData:
 def _query(con, name: str) -> pl.DataFrame:
     from ..scan.catalog import load_sql
 
-    return con.sql(load_sql(f"report/{name}")).pl()
+    return finite_or_null(con.sql(load_sql(f"report/{name}")).pl())
+
+
+def _finite(expr: pl.Expr) -> pl.Expr:
+    return pl.when(expr.is_finite()).then(expr).otherwise(None)
+
+
+def finite_or_null(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with every NaN and ±inf of its float (and list-of-float) columns as NULL.
+
+    A catalog legitimately holds NaN (the sky of an empty region, an undefined left − right
+    or σ); a page must show it as missing, and JSON has no NaN. One place, at load."""
+    lists = [
+        name
+        for name, dtype in frame.schema.items()
+        if isinstance(dtype, pl.List) and dtype.inner.is_float()
+    ]
+    return frame.with_columns(
+        _finite(pl.col(pl.Float32, pl.Float64)),
+        *(pl.col(name).list.eval(_finite(pl.element())) for name in lists),
+    )
 
 
 def _require_tables(con, path: Path) -> None:
@@ -204,16 +225,17 @@ def _fixed_series(fixes: pl.DataFrame) -> pl.DataFrame:
         before = after = 0.0  # C_0 = 0: t_0 = 0
         counts, exposed = 0.0, 0.0
         for k in range(1, len(times)):
-            dt_k = times[k] - times[k - 1]
-            now_before = None if sky[k] is None else sky[k] * times[k]
-            now_after = None if sky[k] is None else (sky[k] + offsets[k]) * times[k]
+            # a NULL (a NaN in the catalog) time, sky or offset leaves its rates missing
+            dt_k = _difference(times[k], times[k - 1])
+            now_before = _product(sky[k], times[k])
+            now_after = _product(_sum(sky[k], offsets[k]), times[k])
             inst_before = _rate(now_before, before, dt_k)
             inst_after = None if popped[k] else _rate(now_after, after, dt_k)
             if not popped[k]:
                 counts = (
                     None if inst_after is None or counts is None else counts + inst_after * dt_k
                 )
-                exposed += dt_k
+                exposed += dt_k or 0.0
             rows.append(
                 {
                     "rootname": fix["rootname"],
@@ -238,8 +260,20 @@ def _fixed_series(fixes: pl.DataFrame) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=schema)
 
 
-def _rate(now: float | None, previous: float | None, dt_k: float) -> float | None:
-    if now is None or previous is None or dt_k <= 0:
+def _difference(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a - b
+
+
+def _sum(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a + b
+
+
+def _product(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a * b
+
+
+def _rate(now: float | None, previous: float | None, dt_k: float | None) -> float | None:
+    if now is None or previous is None or dt_k is None or dt_k <= 0:
         return None
     return (now - previous) / dt_k
 
@@ -311,8 +345,8 @@ def histogram_frame(images: pl.DataFrame, exposures: pl.DataFrame) -> pl.DataFra
             ("archive FLT", image["before_hist"]),
             ("survey fix", image["after_hist"]),
         ):
-            if not counts:
-                continue
+            if not counts or image["hist_lo"] is None or image["hist_hi"] is None:
+                continue  # no histogram, or its range was NaN in the catalog
             width = (image["hist_hi"] - image["hist_lo"]) / len(counts)
             total = max(1, sum(counts))
             for i, count in enumerate(counts):
