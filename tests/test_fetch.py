@@ -307,7 +307,7 @@ def test_criteria_helpers_hand_checked() -> None:
     assert not criteria.matches("icxxbfb9q")  # obs-id pattern
     assert FetchCriteria(program=1, obs_id="ibohbf*").matches("IBOHBF040")
     assert criteria.describe() == "program 12242, visit BF, obs-id IBOH*"
-    assert FetchCriteria(obs_id="x").products == ("IMA", "FLT", "RAW", "ASN")
+    assert FetchCriteria(obs_id="iboh*").products == ("IMA", "FLT", "RAW", "ASN")
 
 
 @pytest.mark.parametrize(
@@ -322,6 +322,9 @@ def test_criteria_helpers_hand_checked() -> None:
         (["--program", "1", "--filter", "F105W,F999X"], "'F999X'"),
         (["--program", "1", "--products", "IMA,DRZ"], "'DRZ'"),
         (["--visit", "BF"], "--program"),
+        (["--obs-id", "*"], "'*'"),  # the whole archive, by another name
+        (["--obs-id", "I*"], "'I*'"),
+        (["--obs-id", "ib?hbfb9q"], "'ib?hbfb9q'"),
     ],
 )
 def test_bad_options_are_named_before_any_request(mast, tmp_path, args, named) -> None:
@@ -440,10 +443,31 @@ def test_an_unwritable_folder_is_one_line(mast, tmp_path) -> None:
     assert out.read_text() == "a file, not a folder"
 
 
+def test_a_file_fetch_did_not_write_is_kept_unless_overwrite(mast, tmp_path) -> None:
+    """A different file of a product's name in OUT is the user's (a partial download of ours
+    never has the final name): reported and kept, exit 2; replaced only with --overwrite."""
+    _, url = mast
+    out = tmp_path / "out"
+    out.mkdir()
+    mine = out / "ibohbfb9q_flt.fits"
+    mine.write_bytes(b"SIMPLE  = my locally reprocessed FLT")
+    args = ("--program", 12242, "--visit", "bf", "--products", "flt", "--out", out)
+    result = invoke(*args, "--server", url)
+    assert result.exit_code == 2
+    assert mine.read_bytes() == b"SIMPLE  = my locally reprocessed FLT"
+    assert f"kept {mine}: not written by survey fetch (36 bytes" in result.stderr
+    assert result.stderr.strip().endswith("1 kept (not ours)")
+    again = invoke(*args, "--server", url, "--overwrite")
+    assert again.exit_code == 0, again.stderr
+    assert mine.read_bytes().startswith(b"SIMPLE  =                    T")
+
+
 def test_plan_without_a_listed_size_fetches_again(tmp_path) -> None:
+    """A file fetch wrote (in the manifest) whose size MAST does not list is fetched again."""
     from survey.fetch import Product
 
     (tmp_path / "ibohbfb9q_ima.fits").write_bytes(b"x" * 10)
+    (tmp_path / "fetch_manifest.json").write_text('{"files": {"ibohbfb9q_ima.fits": {}}}')
     known = Product("ibohbfb9q", "mast:HST/product/a", "ibohbfb9q_ima.fits", "IMA", 10)
     unknown = Product("ibohbfb9q", "mast:HST/product/a", "ibohbfb9q_ima.fits", "IMA", None)
     assert plan_fetch([known], tmp_path).present == [tmp_path / "ibohbfb9q_ima.fits"]

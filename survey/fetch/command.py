@@ -57,16 +57,22 @@ def _checked(parse_name: str):
     "--timeout", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True,
     help="Seconds without an answer from MAST before giving up.",
 )  # fmt: skip
+@click.option(
+    "--overwrite", is_flag=True,
+    help="Replace a file of a product's name in OUT that survey fetch did not write.",
+)  # fmt: skip
 @click.option("--server", default=None, hidden=True, help="MAST base URL (for tests).")
-def fetch(program, visit, obs_id, filters, products, out_dir, timeout, server) -> None:
+def fetch(program, visit, obs_id, filters, products, out_dir, timeout, overwrite, server) -> None:
     """Download WFC3/IR calwf3 products (IMA, FLT, RAW, ASN) from MAST into one flat folder.
 
     Queries MAST (astroquery Observations: HST, WFC3/IR, the program, filters and obs_id),
     lists the products of the matching observations and downloads the calwf3 ones asked for
     as OUT/<rootname>_<product>.fits. Files already present with the size MAST lists are
     skipped, so a re-run completes an interrupted one; each file is written under a temporary
-    name and renamed when complete. OUT/fetch_manifest.json records each file's dataURI, size
-    and SHA-256 and each run's options. A progress bar on a terminal, a summary at the end.
+    name and renamed when complete. A different file of that name which fetch did not write
+    (not in the manifest) is kept and reported (exit 2) unless --overwrite.
+    OUT/fetch_manifest.json records each file's dataURI, size and SHA-256 and each run's
+    options. A progress bar on a terminal, a summary at the end.
     """
     import sys
 
@@ -89,7 +95,7 @@ def fetch(program, visit, obs_id, filters, products, out_dir, timeout, server) -
     client = MastClient(server=server, timeout=timeout)
     with _Status("querying MAST", tty):
         found = client.find_products(criteria)
-    plan = plan_fetch(found, out_dir)
+    plan = plan_fetch(found, out_dir, overwrite=overwrite)
     if not found:
         kinds = "/".join(criteria.products)
         click.echo(f"nothing to fetch: MAST lists no {kinds} for WFC3/IR {criteria.describe()}",

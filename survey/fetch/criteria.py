@@ -38,6 +38,9 @@ IR_FILTERS = frozenset(
 _VISIT = re.compile(r"[A-Za-z0-9]{2}")
 # Letters, digits and the two wildcards; a WFC3 obs_id has 9 characters.
 _OBS_ID = re.compile(r"[A-Za-z0-9*?]{1,9}")
+#: Without --program an obs_id must name its program: ``i`` + the 3-character program code
+#: before any wildcard (``IBOH*``), so that ``*`` or ``I*`` cannot ask for the whole archive.
+_OBS_ID_PREFIX = re.compile(r"[A-Za-z0-9]{4}")
 
 
 class FetchCriteriaError(SurveyError, ValueError):
@@ -127,6 +130,11 @@ class FetchCriteria:
         set_(self, "products", parse_products(self.products))
         if self.program is None and self.obs_id is None:
             raise FetchCriteriaError("name a --program or an --obs-id (not the whole archive)")
+        if self.program is None and not _OBS_ID_PREFIX.match(self.obs_id or ""):
+            raise FetchCriteriaError(
+                f"obs-id {self.obs_id!r} without --program must start with 4 letters or digits"
+                " (i + the program code, e.g. IBOH*), not the whole archive"
+            )
 
     def mast_criteria(self) -> dict[str, object]:
         """Keyword arguments of ``Observations.query_criteria`` for these options.

@@ -19,7 +19,7 @@ from pathlib import Path
 from ..atomic import atomic_output
 from ..errors import SurveyError
 from .criteria import FetchCriteria
-from .manifest import write_manifest
+from .manifest import read_manifest, write_manifest
 from .mast import DEFAULT_TIMEOUT, MastClient, MastError, MastUnreachableError, Product, Received
 
 __all__ = [
@@ -60,15 +60,20 @@ class FetchPlan:
     to_fetch: list[tuple[Product, Path]] = field(default_factory=list)
     present: list[Path] = field(default_factory=list)
     refused: list[tuple[str, str]] = field(default_factory=list)  # (MAST's name, reason)
+    kept: list[tuple[Path, str]] = field(default_factory=list)  # someone else's file, why
 
     @property
     def bytes_to_fetch(self) -> int:
         return sum(product.size or 0 for product, _ in self.to_fetch)
 
 
-def plan_fetch(products: list[Product], out_dir: str | Path) -> FetchPlan:
-    """Decide per product: refuse its name, skip it as present, or fetch it."""
+def plan_fetch(
+    products: list[Product], out_dir: str | Path, *, overwrite: bool = False
+) -> FetchPlan:
+    """Decide per product: refuse its name, skip it as present, keep a different file of that
+    name that fetch did not write (unless ``overwrite``), or fetch it."""
     plan = FetchPlan(Path(out_dir))
+    ours = set(read_manifest(plan.out_dir)["files"]) if plan.out_dir.is_dir() else set()
     for product in products:
         try:
             dest = plan.out_dir / safe_filename(product)
@@ -77,6 +82,11 @@ def plan_fetch(products: list[Product], out_dir: str | Path) -> FetchPlan:
             continue
         if _is_complete(dest, product.size):
             plan.present.append(dest)
+        elif dest.exists() and dest.name not in ours and not overwrite:
+            # never a partial download of ours (those have temporary names): the user's file
+            found = f"{dest.stat().st_size} bytes" if dest.is_file() else "not a file"
+            why = f"not written by survey fetch ({found}, MAST lists {product.size} bytes)"
+            plan.kept.append((dest, f"{why}; move it away or use --overwrite"))
         else:
             plan.to_fetch.append((product, dest))
     return plan
@@ -96,6 +106,7 @@ class FetchSummary:
     present: list[Path] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     refused: list[tuple[str, str]] = field(default_factory=list)
+    kept: list[tuple[Path, str]] = field(default_factory=list)
     received: dict[Path, tuple[Product, Received]] = field(default_factory=dict)
 
     @property
@@ -104,14 +115,15 @@ class FetchSummary:
 
     @property
     def exit_code(self) -> int:
-        return 2 if self.failed or self.refused else 0
+        return 2 if self.failed or self.refused or self.kept else 0
 
     def line(self) -> str:
         text = (
             f"{self.out_dir}: {len(self.downloaded)} downloaded ({_human(self.nbytes)}), "
             f"{len(self.present)} skipped (present), {len(self.failed)} failed"
         )
-        return text + (f", {len(self.refused)} refused" if self.refused else "")
+        text += f", {len(self.refused)} refused" if self.refused else ""
+        return text + (f", {len(self.kept)} kept (not ours)" if self.kept else "")
 
 
 def run_fetch(
@@ -135,8 +147,11 @@ def run_fetch(
         summary = FetchSummary(plan.out_dir)
     summary.present.extend(plan.present)
     summary.refused.extend(plan.refused)
+    summary.kept.extend(plan.kept)
     for name, reason in plan.refused:
         report(f"refused {name!r} from MAST: {reason}")
+    for dest, reason in plan.kept:
+        report(f"kept {dest}: {reason}")
     for done, (product, dest) in enumerate(plan.to_fetch):
         try:
             got = _fetch_one(client, product, dest, progress)
@@ -173,13 +188,15 @@ def fetch(
     *,
     server: str | None = None,
     timeout: float = DEFAULT_TIMEOUT,
+    overwrite: bool = False,
     progress: Callable[[int], None] = lambda nbytes: None,
     report: Callable[[str], None] = lambda line: None,
 ) -> FetchSummary:
     """Query MAST for ``criteria``, download the products into ``out_dir`` (flat) and record
-    what was downloaded in its manifest."""
+    what was downloaded in its manifest. A different file of a product's name that fetch did
+    not write is kept (and reported) unless ``overwrite``."""
     client = MastClient(server=server, timeout=timeout)
-    plan = plan_fetch(client.find_products(criteria), out_dir)
+    plan = plan_fetch(client.find_products(criteria), out_dir, overwrite=overwrite)
     summary = FetchSummary(plan.out_dir)
     try:
         return run_fetch(client, plan, summary=summary, progress=progress, report=report)
