@@ -3,7 +3,7 @@
 -- Inputs:  reads, interval_rates, read_metrics (with the session variables of `survey flag`'s
 --          thresholds set by the caller). Output: one row per read. Parameters: none.
 -- Units:   samptime, t_start s; sky_median (cumulative SCI_k), rate_sky (ΔC/Δt of the
---          medians), lr_diff (left − right of the instantaneous rate) e⁻/s.
+--          medians), lr_diff (left − right box means of the instantaneous rate) e⁻/s.
 with final as (
     select
         r.rootname,

@@ -365,8 +365,9 @@ def _visit_charts(page: Page, ctx: _Context, exposures: pl.DataFrame) -> None:
         page.chart(
             "scattered", _spec(charts.lr_chart(lr, threshold), where % "scattered-light"),
             "Scattered-light diagnostic",
-            "Median instantaneous rate of the left box (columns 40–239 of the full frame) minus "
-            "the right box (760–959): Earth-limb light brightens the left side.",
+            "Clipped mean instantaneous rate of the left box (columns 40–239 of the full frame) "
+            "minus the right box (760–959), as survey flag uses it: Earth-limb light brightens "
+            "the left side.",
         )  # fmt: skip
     images = ctx.data.images.filter(pl.col("rootname").is_in(names))
     hists = histogram_frame(images, exposures)
