@@ -12,7 +12,7 @@ __all__ = ["ALGORITHM_VERSION", "ScanParameters"]
 
 #: Bumped whenever a statistic's definition changes: a catalog made with another version is
 #: rescanned file by file (see :meth:`ScanParameters.digest`).
-ALGORITHM_VERSION = 2  # 2: left/right box means (left_mean …)
+ALGORITHM_VERSION = 2  # 2: left/right box means, the FLT notebook σ
 
 
 @dataclass(frozen=True)
